@@ -1,0 +1,41 @@
+"""Episode storage for geo4d: the ``geo4d-episode`` zarr v3 format (see ``README.md`` here)."""
+
+from geo4d_core.data.episode import (
+    DEPTH_SCALE_M,
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    MAX_DEPTH_M,
+    PARTIAL_SUFFIX,
+    SUPPORTED_FORMAT_VERSIONS,
+    CameraFrame,
+    CameraSpec,
+    EpisodeCorruptError,
+    EpisodeError,
+    EpisodeFormatError,
+    EpisodeIncompleteError,
+    EpisodeMetadata,
+    EpisodeNotFoundError,
+    EpisodeReader,
+    EpisodeWriter,
+    list_episodes,
+)
+
+__all__ = [
+    "DEPTH_SCALE_M",
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "MAX_DEPTH_M",
+    "PARTIAL_SUFFIX",
+    "SUPPORTED_FORMAT_VERSIONS",
+    "CameraFrame",
+    "CameraSpec",
+    "EpisodeCorruptError",
+    "EpisodeError",
+    "EpisodeFormatError",
+    "EpisodeIncompleteError",
+    "EpisodeMetadata",
+    "EpisodeNotFoundError",
+    "EpisodeReader",
+    "EpisodeWriter",
+    "list_episodes",
+]

@@ -1,0 +1,174 @@
+"""Pinhole projection of camera- or world-frame points to pixels, its inverse, and z-buffer splatting.
+
+Conventions (DESIGN.md §3): metres; OpenCV camera frame (+x right, +y down, +z forward); pixel
+(row i, col j) has its centre at (u, v) = (j, i), so pixel j covers u in [j - 0.5, j + 0.5).
+`project_points`, `project_world_points` and `unproject_points` accept numpy arrays or torch tensors
+(result of the same type); `splat_to_depth` is numpy only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from geo4d_core.geometry._backend import Backend, backend_for, is_torch
+from geo4d_core.geometry.pointmap import _intrinsics, transform_points
+from geo4d_core.geometry.poses import invert_pose
+
+__all__ = ["project_points", "project_world_points", "unproject_points", "splat_to_depth"]
+
+Array = Any  # numpy.ndarray or torch.Tensor
+
+
+def _k_for_points(K: Array, be: Backend, n_point_dims: int) -> tuple[Array, Array, Array, Array, Array]:
+    """Intrinsics (fx, fy, cx, cy, s) in be's dtype, shaped to broadcast with (..., n_point_dims) arrays.
+
+    K (3, 3) applies to every point; K (B, 3, 3) pairs with the first leading dim of the points
+    (generally K's leading dims align with the points' leading dims from the left).
+    """
+    fx, fy, cx, cy, s, _ = _intrinsics(K, be)
+    extra = n_point_dims - fx.ndim
+    if extra < 0:
+        raise ValueError(
+            f"K has {fx.ndim} leading dims but the points have only {n_point_dims}; "
+            "batched K must pair with the points' leading dims"
+        )
+    return tuple(be.asarray(a[(...,) + (None,) * extra]) for a in (fx, fy, cx, cy, s))  # type: ignore[return-value]
+
+
+def project_points(p_C: Array, K: Array, height: int, width: int) -> tuple[Array, Array, Array]:
+    """Project camera-frame points to pixel coordinates.
+
+    Args:
+        p_C: (..., 3) points in the camera frame (OpenCV axes), metres.
+        K: (3, 3) intrinsics in pixels, or (B, 3, 3) pairing with p_C's first leading dim.
+        height, width: image size in pixels.
+
+    Returns:
+        uv: (..., 2) pixel coordinates (u = column, v = row), float, same dtype as p_C. Points that are
+            behind the camera (z <= 0) or non-finite get uv = (0, 0) (finite, never NaN).
+        z: (...) depth along the optical axis, metres (a copy of p_C's z, whatever its sign).
+        in_image: (...) bool, z > 0 and -0.5 <= u < width - 0.5 and -0.5 <= v < height - 0.5, i.e. the
+            point lands inside the image's pixel area.
+    """
+    be = backend_for(p_C, K, like=p_C)
+    p_C = be.asarray(p_C)
+    if p_C.ndim < 1 or p_C.shape[-1] != 3:
+        raise ValueError(f"p_C must have shape (..., 3), got {tuple(p_C.shape)}")
+    fx, fy, cx, cy, s = _k_for_points(K, be, p_C.ndim - 1)
+    has_skew = be.any_true(s != 0)
+    x, y, z = p_C[..., 0], p_C[..., 1], p_C[..., 2]
+    # Only per-channel work: reductions over the size-3 axis are slow in numpy.
+    ok = (z > 0) & (z < float("inf"))  # NaN fails both
+    if be.is_torch:
+        xn, yn = x / z, y / z  # garbage where not ok; masked below
+        u = xn * fx + cx
+        if has_skew:
+            u = u + s * yn
+        v = yn * fy + cy
+        ok = ok & be.isfinite(u) & be.isfinite(v)  # non-finite x / y, or overflow for tiny z
+        uv = be.zero_where_false(be.stack([u, v], axis=-1), ok)
+        u, v = uv[..., 0], uv[..., 1]
+        z = z.clone()
+    else:
+        # In place into the output: fresh temporaries cost page faults that dominate at image sizes.
+        shape = np.broadcast_shapes(tuple(z.shape), tuple(fx.shape))
+        uv = np.empty(shape + (2,), dtype=be.dtype)
+        u, v = uv[..., 0], uv[..., 1]
+        with np.errstate(all="ignore"):
+            np.divide(y, z, out=v)  # y_n
+            np.divide(x, z, out=u)  # x_n
+            u *= fx
+            if has_skew:
+                u += s * v
+            u += cx
+            v *= fy
+            v += cy
+        ok = ok & np.isfinite(u)
+        ok &= np.isfinite(v)
+        if not ok.all():
+            uv[~ok] = 0.0
+        z = z.copy()  # not a view into the caller's points
+    in_image = u >= -0.5
+    in_image &= u < width - 0.5
+    in_image &= v >= -0.5
+    in_image &= v < height - 0.5
+    in_image &= ok
+    return uv, z, in_image
+
+
+def project_world_points(
+    p_W: Array, K: Array, X_WC: Array, height: int, width: int
+) -> tuple[Array, Array, Array]:
+    """Project world-frame points into a camera with pose X_WC.
+
+    Args:
+        p_W: (..., 3) points in the world frame, metres.
+        K: (3, 3) intrinsics in pixels (or (B, 3, 3) with batched poses).
+        X_WC: (4, 4) camera pose in the world, or (B, 4, 4) pairing with p_W's first dim.
+        height, width: image size in pixels.
+
+    Returns:
+        uv, z, in_image as in `project_points` (z is the depth in camera C, metres).
+    """
+    be = backend_for(p_W, K, X_WC, like=p_W)
+    p_C = transform_points(invert_pose(be.asarray(X_WC)), be.asarray(p_W))
+    return project_points(p_C, K, height, width)
+
+
+def unproject_points(uv: Array, depth: Array, K: Array) -> Array:
+    """Lift pixel coordinates with depth to camera-frame points (inverse of `project_points`).
+
+    Args:
+        uv: (..., 2) pixel coordinates (u = column, v = row), float.
+        depth: (...) depth along the optical axis, metres.
+        K: (3, 3) intrinsics in pixels, or (B, 3, 3) pairing with uv's first leading dim.
+
+    Returns:
+        p_C: (..., 3) = depth * K^{-1} [u, v, 1]^T in the camera frame, metres (no validity masking).
+    """
+    be = backend_for(uv, depth, K, like=uv)
+    uv, depth = be.asarray(uv), be.asarray(depth)
+    if uv.ndim < 1 or uv.shape[-1] != 2:
+        raise ValueError(f"uv must have shape (..., 2), got {tuple(uv.shape)}")
+    fx, fy, cx, cy, s = _k_for_points(K, be, uv.ndim - 1)
+    yn = (uv[..., 1] - cy) / fy
+    xn = (uv[..., 0] - cx - s * yn) / fx
+    x, y = xn * depth, yn * depth
+    return be.stack([x, y, be.broadcast_to(depth, tuple(x.shape))], axis=-1)
+
+
+def splat_to_depth(p_C: np.ndarray, K: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Z-buffer rendering of camera-frame points into a depth image (numpy only).
+
+    Each point lands on its nearest pixel (the pixel whose area contains its projection); where several
+    points land on one pixel the smallest z wins. Points behind the camera, non-finite or outside the
+    image are dropped.
+
+    Args:
+        p_C: (..., 3) points in the camera frame, metres (any leading shape; flattened).
+        K: (3, 3) intrinsics in pixels.
+        height, width: image size in pixels.
+
+    Returns:
+        depth: (height, width) metres, dtype of p_C (float64 for non-float input); 0 where no point.
+    """
+    if is_torch(p_C) or is_torch(K):
+        raise TypeError("splat_to_depth is numpy only; convert tensors with .detach().cpu().numpy()")
+    p_C = np.asarray(p_C)
+    if not np.issubdtype(p_C.dtype, np.floating):
+        p_C = p_C.astype(np.float64)
+    if np.asarray(K).shape != (3, 3):
+        raise ValueError(f"K must have shape (3, 3), got {np.asarray(K).shape}")
+    pts = p_C.reshape(-1, 3)
+    uv, z, in_image = project_points(pts, K, height, width)
+    cols = np.floor(uv[in_image, 0] + 0.5).astype(np.intp)
+    rows = np.floor(uv[in_image, 1] + 0.5).astype(np.intp)
+    # Guard against rounding at the far edge (u just below width - 0.5 in float32).
+    np.clip(cols, 0, width - 1, out=cols)
+    np.clip(rows, 0, height - 1, out=rows)
+    depth = np.full(height * width, np.inf, dtype=p_C.dtype)
+    np.minimum.at(depth, rows * width + cols, z[in_image])
+    depth[np.isinf(depth)] = 0.0
+    return depth.reshape(height, width)

@@ -1,0 +1,7 @@
+"""geo4d_ros: the ROS 2 nodes of the `geo4d` package (world-model node, plan publishing) on rclpy.
+
+Imported by the `geo4d` ROS 2 package (package.xml at the repository root); `ros2_ws/src/geo4d` links
+back to the repository root so `colcon build` in `ros2_ws/` builds it. Builds on geo4d_core.
+
+So far: `geo4d_ros.env`, the loopback-only ROS environment every node, test and script uses.
+"""
