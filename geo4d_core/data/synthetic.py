@@ -17,8 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from geo4d_core.data.cameras import sample_cameras
 from geo4d_core.data.episode import CameraFrame, CameraSpec
-from geo4d_core.geometry import interpolate_pose, look_at, make_pose, raymap_from_camera
+from geo4d_core.geometry import interpolate_pose, make_pose, raymap_from_camera
 
 BACKGROUND_LABEL = 32766  # same value as Drake's default background render label
 TABLE_LABEL = 1
@@ -65,33 +66,6 @@ class Sphere:
     radius: float  # metres
     color: np.ndarray  # (3,) RGB 0..255
     label: int  # render label
-
-
-def sample_cameras(
-    rng: np.random.Generator,
-    num: int,
-    *,
-    height: int,
-    width: int,
-    num_test: int = 0,
-    target_W: tuple[float, float, float] = (0.0, 0.0, 0.05),
-) -> list[CameraSpec]:
-    """Sample cameras as in the paper's appendix: on the shell 0.7 m <= |p| <= 1.2 m around the table
-    centre, restricted to 0.2 <= x <= 0.6, -0.5 <= y <= 0.5, 0.7 <= z <= 1.2 (metres, world frame),
-    looking at a point jittered around `target_W`. Horizontal field of view 55–70°. The last `num_test`
-    cameras are split "test", the others "train"."""
-    cams: list[CameraSpec] = []
-    while len(cams) < num:
-        eye = rng.uniform([0.2, -0.5, 0.7], [0.6, 0.5, 1.2])
-        if not 0.7 <= np.linalg.norm(eye) <= 1.2:
-            continue
-        target = np.asarray(target_W) + rng.uniform(-0.05, 0.05, size=3)
-        fov = np.deg2rad(rng.uniform(55.0, 70.0))
-        f = 0.5 * width / np.tan(0.5 * fov)
-        K = np.array([[f, 0.0, (width - 1) / 2], [0.0, f, (height - 1) / 2], [0.0, 0.0, 1.0]])
-        split = "test" if len(cams) >= num - num_test else "train"
-        cams.append(CameraSpec(f"cam{len(cams):02d}", K, look_at(eye, target), height, width, split))
-    return cams
 
 
 def gripper_boxes(X_WE: np.ndarray, width: float) -> list[Box]:
