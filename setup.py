@@ -76,6 +76,7 @@ setup(
         "geo4d.commands": [
             "demo = geo4d_core.demo:register",
             "episode = geo4d_core.data.cli:register",
+            "sim = sim.cli:register",
         ],
     },
     zip_safe=False,

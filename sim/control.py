@@ -53,14 +53,19 @@ class ArmKinematics:
         return self.frame_E.CalcPoseInWorld(self.context).GetAsMatrix4()
 
     def ik(self, X_WE: np.ndarray, q_seed: np.ndarray, *, pos_tol: float = 1e-3,
-           rot_tol: float = 0.01) -> np.ndarray:
+           rot_tol: float = 0.01, free_roll: bool = False) -> np.ndarray:
         """Arm joint angles (7,) that put E at X_WE (within pos_tol metres, rot_tol radians), close to
-        q_seed. Raises PlanningError when no solution is found."""
+        q_seed. With free_roll only E's z axis must match (any rotation about it). Raises PlanningError
+        when no solution is found."""
         ik = InverseKinematics(self.plant, self.context, with_joint_limits=True)
         p = X_WE[:3, 3]
         ik.AddPositionConstraint(self.frame_E, np.zeros(3), self.plant.world_frame(), p - pos_tol, p + pos_tol)
-        ik.AddOrientationConstraint(self.plant.world_frame(), RotationMatrix(X_WE[:3, :3]), self.frame_E,
-                                    RotationMatrix(), rot_tol)
+        if free_roll:
+            ik.AddAngleBetweenVectorsConstraint(self.plant.world_frame(), X_WE[:3, 2], self.frame_E,
+                                                np.array([0.0, 0.0, 1.0]), 0.0, rot_tol)
+        else:
+            ik.AddOrientationConstraint(self.plant.world_frame(), RotationMatrix(X_WE[:3, :3]), self.frame_E,
+                                        RotationMatrix(), rot_tol)
         q = ik.q()
         prog = ik.prog()
         seed = np.concatenate([q_seed, [0.02, 0.02]])
@@ -92,13 +97,14 @@ class ArmTrajectory:
 
 
 def plan_arm_trajectory(kin: ArmKinematics, q_start: np.ndarray, width_start: float,
-                        waypoints: list[Waypoint], *, dt: float = 0.1, max_step: float = 0.35) -> ArmTrajectory:
+                        waypoints: list[Waypoint], *, dt: float = 0.1, max_speed: float = 2.0) -> ArmTrajectory:
     """Joint trajectory from q_start through Cartesian waypoints.
 
     Straight segments are sampled every `dt` seconds along the SE(3) interpolation (slerp + linear) and
     solved by IK seeded with the previous sample, so E moves in a straight line; the samples are joined
-    by a shape-preserving cubic with zero velocity at both ends. Raises PlanningError when a sample is
-    unreachable or consecutive samples jump by more than `max_step` radians in a joint.
+    by a shape-preserving cubic with zero velocity at both ends. Non-straight waypoints are reached by
+    one joint-space move. Raises PlanningError when a sample is unreachable or a joint would have to move
+    faster than `max_speed` rad/s on average between samples (an IK branch flip, or too short a segment).
     """
     times, qs, widths, poses = [0.0], [np.asarray(q_start, float)], [width_start], [kin.fk(q_start)]
     for wp in waypoints:
@@ -108,10 +114,15 @@ def plan_arm_trajectory(kin: ArmKinematics, q_start: np.ndarray, width_start: fl
         n = max(1, int(np.ceil((wp.t - t0) / dt))) if wp.straight else 1
         for i in range(1, n + 1):
             s = i / n
-            X = interpolate_pose(X0, wp.X_WE, s)
-            q = kin.ik(X, qs[-1])
-            if np.max(np.abs(q - qs[-1])) > max_step * max(1.0, (wp.t - t0) / n / dt):
-                raise PlanningError(f"joint jump of {np.max(np.abs(q - qs[-1])):.2f} rad at t={t0 + s * (wp.t - t0):.2f} s")
+            if wp.free_roll and not wp.straight:  # any roll about E's z: take what IK finds
+                q = kin.ik(wp.X_WE, qs[-1], free_roll=True)
+                X = kin.fk(q)
+            else:
+                X = interpolate_pose(X0, _align_roll(wp.X_WE, X0) if wp.free_roll else wp.X_WE, s)
+                q = kin.ik(X, qs[-1])
+            step = float(np.max(np.abs(q - qs[-1])))
+            if step > max_speed * (wp.t - t0) / n:
+                raise PlanningError(f"joint jump of {step:.2f} rad in {(wp.t - t0) / n:.2f} s at t={t0 + s * (wp.t - t0):.2f} s")
             times.append(t0 + s * (wp.t - t0))
             qs.append(q)
             widths.append(wp.width)
@@ -119,6 +130,18 @@ def plan_arm_trajectory(kin: ArmKinematics, q_start: np.ndarray, width_start: fl
     times_a = np.asarray(times)
     traj = PiecewisePolynomial.CubicShapePreserving(times_a, np.asarray(qs).T, zero_end_point_derivatives=True)
     return ArmTrajectory(traj, times_a, np.asarray(widths), np.asarray(poses))
+
+
+def _align_roll(X_target: np.ndarray, X_ref: np.ndarray) -> np.ndarray:
+    """X_target rotated about its own z axis so that its x axis is as close as possible to X_ref's."""
+    z = X_target[:3, 2]
+    x_ref = X_ref[:3, 0] - z * (z @ X_ref[:3, 0])
+    if np.linalg.norm(x_ref) < 1e-6:  # reference x is along z: nothing to align
+        return X_target
+    x = x_ref / np.linalg.norm(x_ref)
+    out = X_target.copy()
+    out[:3, :3] = np.column_stack([x, np.cross(z, x), z])
+    return out
 
 
 def pose_error(X_a: np.ndarray, X_b: np.ndarray) -> tuple[float, float]:

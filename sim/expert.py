@@ -7,6 +7,7 @@ recording is the start of the plan; frames are rendered at `fps` (10 Hz by defau
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -18,7 +19,7 @@ from sim.control import X_HE, ArmKinematics, PlanningError, plan_arm_trajectory
 from sim.scene import HOME_Q, MAX_FINGER_WIDTH, SceneConfig, Station, build_station
 from sim.tasks.base import Outcome, Task
 
-SETTLE_S = 0.5  # seconds the objects settle before the plan starts
+SETTLE_S = 1.0  # seconds the objects settle before the plan starts
 
 
 @dataclass
@@ -40,7 +41,8 @@ class DemoResult:
     outcome: Outcome  # success and reason
     num_steps: int  # recorded time steps
     sim_seconds: float  # simulated time, seconds
-    wall_seconds: dict[str, float] = field(default_factory=dict)  # "simulate", "render" wall times
+    wall_seconds: dict[str, float] = field(default_factory=dict)  # "simulate", "render", "plan" wall times
+    object_poses: dict[str, np.ndarray] = field(default_factory=dict)  # final X_WO (4, 4) of each task object
 
 
 def measured_state(station: Station, plant_context) -> tuple[np.ndarray, np.ndarray]:
@@ -62,6 +64,7 @@ def run_demonstration(
     cameras: list[CameraSpec] | tuple = (),
     config: SceneConfig | None = None,
     fps: float = 10.0,
+    on_start: Callable[[Station], None] | None = None,
     on_step: Callable[[StepRecord], None] | None = None,
     sabotage: str | None = None,
 ) -> DemoResult:
@@ -70,6 +73,7 @@ def run_demonstration(
     Args:
         cameras: cameras to render at every recorded step (none: physics only, much faster).
         fps: recording rate, Hz.
+        on_start: called with the built station before the first recorded step (e.g. to open a writer).
         on_step: called with every recorded step (t = 0 is the start of the plan).
         sabotage: "no_grasp" keeps the gripper open all the time (a deliberately broken expert, for
             testing failure detection); None for the real expert.
@@ -98,7 +102,7 @@ def run_demonstration(
             q0 = station.plant.GetPositions(plant_context, arm.instance)[:7]
             waypoints = plan.waypoints.get(arm.name, [])
             if sabotage == "no_grasp":
-                waypoints = [type(w)(w.t, w.X_WE, MAX_FINGER_WIDTH, w.straight) for w in waypoints]
+                waypoints = [dataclasses.replace(w, width=MAX_FINGER_WIDTH) for w in waypoints]
             if not waypoints:
                 continue
             traj = plan_arm_trajectory(ArmKinematics(arm.X_WB), q0, MAX_FINGER_WIDTH, waypoints)
@@ -108,6 +112,8 @@ def run_demonstration(
     walls["plan"] += time.perf_counter() - start
 
     num_steps = int(round(plan.duration * fps)) + 1
+    if on_start is not None:
+        on_start(station)
     for k in range(num_steps):
         start = time.perf_counter()
         simulator.AdvanceTo(t0 + k / fps)
@@ -119,4 +125,6 @@ def run_demonstration(
             X_WE, widths = measured_state(station, plant_context)
             on_step(StepRecord(k / fps, X_WE, widths, frames))
     outcome = task.success(station, plant_context)
-    return DemoResult(task.name, seed, outcome, num_steps, context.get_time(), walls)
+    poses = {name: station.plant.EvalBodyPoseInWorld(plant_context, body).GetAsMatrix4()
+             for name, body in station.objects.items()}
+    return DemoResult(task.name, seed, outcome, num_steps, context.get_time(), walls, poses)

@@ -68,8 +68,8 @@ class SceneConfig:
     contact_model: str = "hydroelastic_with_fallback"  # Drake contact model
     arm_kp: float = 600.0  # PD stiffness of the arm joints, N·m/rad
     arm_kd: float = 60.0  # PD damping of the arm joints, N·m·s/rad
-    finger_kp: float = 400.0  # PD stiffness of the finger joints, N/m (force saturates at the URDF limit)
-    finger_kd: float = 20.0  # PD damping of the finger joints, N·s/m
+    finger_kp: float = 2000.0  # PD stiffness of the finger joints, N/m (force saturates at the URDF limit, 20 N)
+    finger_kd: float = 30.0  # PD damping of the finger joints, N·s/m
     friction: float = 1.0  # static and dynamic friction of pads, objects and table
     hydroelastic_modulus: float = 5e6  # compliant hydroelastic modulus of pads and objects, Pa
     depth_range: tuple[float, float] = (0.05, 4.0)  # valid depth of the cameras, metres
@@ -164,10 +164,15 @@ def add_box_body(plant: MultibodyPlant, name: str, size, mass: float, color, con
     return body
 
 
-def _add_finger_pads(plant: MultibodyPlant, instance: ModelInstanceIndex, config: SceneConfig) -> None:
-    """Add compliant box pads to the finger tips, so grasps get contact patches instead of single
-    points and the finger gap equals the commanded width (pad faces at the finger frame's y = 0). The
-    URDF's finger spheres are filtered out of collisions after Finalize (`_finger_spheres`)."""
+def _add_gripper_collision_boxes(plant: MultibodyPlant, instance: ModelInstanceIndex, config: SceneConfig) -> None:
+    """Collision boxes that follow the real hand closely: compliant pads on the finger tips (contact
+    patches instead of single points; the finger gap equals the commanded width, pad faces at the finger
+    frame's y = 0) and a palm box ending at the finger base. The URDF's coarse spheres (5 cm spheres
+    reaching 2 cm short of the finger tips) are filtered out of collisions after Finalize
+    (`_urdf_gripper_spheres`)."""
+    hand = plant.GetBodyByName("panda_hand", instance)
+    plant.RegisterCollisionGeometry(hand, RigidTransform([0.0, 0.0, 0.029]), Box(0.06, 0.20, 0.058), "panda_hand_palm",
+                                    proximity(config))
     for name, sign in (("panda_leftfinger", 1.0), ("panda_rightfinger", -1.0)):
         body = plant.GetBodyByName(name, instance)
         # Finger frame: the inner face looks along -sign*y; the tip spans about z in [0.033, 0.057].
@@ -175,13 +180,13 @@ def _add_finger_pads(plant: MultibodyPlant, instance: ModelInstanceIndex, config
         plant.RegisterCollisionGeometry(body, X_FP, Box(0.018, 0.008, 0.024), f"{name}_pad", proximity(config))
 
 
-def _finger_spheres(plant: MultibodyPlant, scene_graph, instance: ModelInstanceIndex) -> list:
-    """The URDF's collision spheres of the two fingers (everything but the pads)."""
+def _urdf_gripper_spheres(plant: MultibodyPlant, scene_graph, instance: ModelInstanceIndex) -> list:
+    """The URDF's collision spheres of the hand and the two fingers (everything but our boxes)."""
     inspector = scene_graph.model_inspector()
     out = []
-    for name in ("panda_leftfinger", "panda_rightfinger"):
+    for name in ("panda_hand", "panda_leftfinger", "panda_rightfinger"):
         for gid in plant.GetCollisionGeometriesForBody(plant.GetBodyByName(name, instance)):
-            if not inspector.GetName(gid).endswith("_pad"):
+            if not inspector.GetName(gid).endswith(("_pad", "_palm")):
                 out.append(gid)
     return out
 
@@ -191,9 +196,11 @@ def _panda(plant: MultibodyPlant, parser: Parser, name: str, X_WB: np.ndarray, c
     plant.RenameModelInstance(instance, name)
     plant.WeldFrames(plant.world_frame(), plant.GetFrameByName("panda_link0", instance), RigidTransform(X_WB))
     plant.mutable_gravity_field().set_enabled(instance, False)
-    _add_finger_pads(plant, instance, config)
-    for index in plant.GetJointActuatorIndices(instance):
-        actuator = plant.get_joint_actuator(index)
+    _add_gripper_collision_boxes(plant, instance, config)
+    for index in plant.GetJointActuatorIndices():  # the per-instance overload is empty before Finalize
+        actuator = plant.get_mutable_joint_actuator(index)
+        if actuator.model_instance() != instance:
+            continue
         finger = actuator.joint().name() in FINGER_JOINTS
         gains = (config.finger_kp, config.finger_kd) if finger else (config.arm_kp, config.arm_kd)
         actuator.set_controller_gains(PdControllerGains(p=gains[0], d=gains[1]))
@@ -249,7 +256,7 @@ def build_station(task: "Task", cameras: list[CameraSpec] | tuple = (), config: 
     plant.Finalize()
     everything = GeometrySet(scene_graph.model_inspector().GetAllGeometryIds(Role.kProximity))
     for instance in instances:
-        spheres = GeometrySet(_finger_spheres(plant, scene_graph, instance))
+        spheres = GeometrySet(_urdf_gripper_spheres(plant, scene_graph, instance))
         scene_graph.collision_filter_manager().Apply(CollisionFilterDeclaration().ExcludeBetween(spheres, everything))
 
     arms = []

@@ -19,9 +19,24 @@ def make_task(name: str) -> Task:
 
 
 def _registry() -> dict[str, type[Task]]:
-    from sim.tasks.put_spatula_on_table import PutSpatulaOnTable
+    import importlib
 
-    return {cls.name: cls for cls in (PutSpatulaOnTable,)}
+    classes = []
+    for module, cls in _TASKS:
+        try:
+            classes.append(getattr(importlib.import_module(f"sim.tasks.{module}"), cls))
+        except ModuleNotFoundError as exc:  # a task still being written
+            if exc.name != f"sim.tasks.{module}":
+                raise
+    return {c.name: c for c in classes}
+
+
+# (module, class) of every task, in the paper's order.
+_TASKS = [
+    ("store_cereal_box_under_shelf", "StoreCerealBoxUnderShelf"),
+    ("put_spatula_on_table", "PutSpatulaOnTable"),
+    ("place_apple_from_bowl_into_bin", "PlaceAppleFromBowlIntoBin"),
+]
 
 
 __all__ = ["DemoPlan", "Outcome", "Task", "Waypoint", "make_task", "task_names"]

@@ -4,7 +4,7 @@ the table (world +y side).
 Objects (built from primitives; the model set has no spatula or crock):
 - crock: an open cylinder of 16 wall staves on a base, inner radius 5.5 cm, 12 cm tall, 1.5 kg, free.
 - spatula: a 20 cm handle (2.0 × 1.2 cm), a neck and a 6 × 7 cm blade, 80 g, free; it starts
-  standing blade-down in the crock and leans on the wall after settling.
+  standing blade-down in the crock, leaning on the rim to a random side (world ±y, up to 35° towards the robot).
 
 Success: the spatula lies on the table (centre of mass below 4 cm, out of the crock) with its centre in
 the left region (y > 0.15 m, |x| < 0.45 m) and has come to rest (speed < 5 cm/s).
@@ -19,7 +19,8 @@ from pydrake.geometry import Box, Cylinder
 from pydrake.math import RigidTransform, RollPitchYaw
 from pydrake.multibody.tree import SpatialInertia, UnitInertia
 
-from sim.scene import SceneConfig, Station, proximity
+from sim.control import ArmKinematics, PlanningError
+from sim.scene import HOME_Q, SceneConfig, Station, proximity
 from sim.tasks.base import DemoPlan, Outcome, Task, Waypoint
 
 CROCK_RADIUS = 0.055  # inner radius, metres
@@ -27,7 +28,10 @@ CROCK_HEIGHT = 0.12  # metres
 HANDLE = (0.020, 0.012, 0.20)  # handle box size (x, y along the grip, z along the axis), metres
 BLADE = (0.060, 0.004, 0.070)  # blade box size, metres
 SPATULA_LENGTH = HANDLE[2] + 0.02 + BLADE[2]  # tip of the blade to the end of the handle, metres
+COM_FROM_TIP = 0.16  # centre of mass, metres from the blade tip along the handle
+GRIP_FROM_TIP = SPATULA_LENGTH - 0.04  # where the expert grasps the handle, metres from the tip
 LEFT_REGION_Y = 0.15  # the table's left region starts here (world y, metres)
+P_REST_W = np.array([0.17, 0.26, 0.0])  # where the expert lays the spatula's centre of mass, metres
 OPEN = 0.08  # finger opening, metres
 
 
@@ -75,7 +79,7 @@ class PutSpatulaOnTable(Task):
             plant.RegisterCollisionGeometry(crock, X, Box(*size), f"crock_wall{i}_c", proximity(config))
         spatula_instance = plant.AddModelInstance("spatula")
         spatula = plant.AddRigidBody("spatula", spatula_instance, SpatialInertia.MakeFromCentralInertia(
-            0.08, np.array([0.0, 0.0, 0.16]), UnitInertia.SolidBox(0.03, 0.01, SPATULA_LENGTH) * 0.08))
+            0.08, np.array([0.0, 0.0, COM_FROM_TIP]), UnitInertia.SolidBox(0.03, 0.01, SPATULA_LENGTH) * 0.08))
         for k, (X, size, rgba) in enumerate(_spatula_geometry()):
             plant.RegisterVisualGeometry(spatula, X, Box(*size), f"spatula_part{k}_v", np.array(rgba))
             plant.RegisterCollisionGeometry(spatula, X, Box(*size), f"spatula_part{k}_c", proximity(config))
@@ -83,57 +87,91 @@ class PutSpatulaOnTable(Task):
 
     def randomize(self, station: Station, plant_context, rng: np.random.Generator) -> None:
         plant = station.plant
-        p_crock = np.array([rng.uniform(0.0, 0.15), rng.uniform(-0.2, 0.0), 0.0])
+        p_crock = np.array([rng.uniform(-0.05, 0.1), rng.uniform(-0.2, 0.0), 0.0])
         plant.SetFreeBodyPose(plant_context, station.objects["crock"],
                               RigidTransform(RollPitchYaw(0, 0, rng.uniform(-np.pi, np.pi)), p_crock))
-        yaw = rng.uniform(-np.pi / 2, np.pi / 2)
-        plant.SetFreeBodyPose(plant_context, station.objects["spatula"],
-                              RigidTransform(RollPitchYaw(0, 0, yaw), p_crock + [0, 0, 0.0105]))
+        # Blade tip just off the crock's centre, the spatula tipped over its thin side (its natural
+        # falling direction) onto the rim, leaning sideways (±y, up to 35° towards the robot, where the arm
+        # reaches the handle).
+        azimuth = rng.choice([-1.0, 1.0]) * (np.pi / 2 + rng.uniform(0.0, 0.6))
+        towards = np.array([np.cos(azimuth), np.sin(azimuth), 0.0])
+        p_tip = p_crock + 0.01 * towards + [0.0, 0.0, 0.011]
+        lean = np.arctan2(CROCK_RADIUS - 0.01 - 0.004, CROCK_HEIGHT - 0.011)
+        R = RollPitchYaw(0, 0, azimuth - np.pi / 2).ToRotationMatrix() @ RollPitchYaw(-lean, 0, 0).ToRotationMatrix()
+        plant.SetFreeBodyPose(plant_context, station.objects["spatula"], RigidTransform(R, p_tip))
 
     def plan(self, station: Station, plant_context) -> DemoPlan:
         X_WS = station.plant.EvalBodyPoseInWorld(plant_context, station.objects["spatula"]).GetAsMatrix4()
         axis = X_WS[:3, 2]  # up along the handle
-        grip_S = np.array([0.0, 0.0, SPATULA_LENGTH - 0.035])  # 3.5 cm below the handle's end
+        grip_S = np.array([0.0, 0.0, GRIP_FROM_TIP])
         p_grip = X_WS[:3, :3] @ grip_S + X_WS[:3, 3]
         # E: +z along -axis (fingers pointing down the handle), +y across the handle's thin side.
         y_E = X_WS[:3, 1]
         z_E = -axis
         x_E = np.cross(y_E, z_E)
         R_grasp = np.column_stack([x_E, y_E, z_E])
-        if R_grasp[0, 0] < 0:  # keep the hand's x pointing away from the robot: rotate 180° about z
-            R_grasp = R_grasp @ np.diag([-1.0, -1.0, 1.0])
+        above = p_grip + 0.12 * axis
+        # Pull out: a little along the handle, then straight up until the blade clears the rim.
+        pull = p_grip + 0.06 * axis
+        out = pull + [0.0, 0.0, 0.24]
+        p_carry = np.array([0.0, 0.1, max(out[2], 0.45)])
+        # The parallel-jaw grasp is symmetric under a half turn about E's z: take the variant whose whole
+        # motion the arm can reach with the least joint travel.
+        kin = ArmKinematics(station.arm("arm").X_WB)
+        best = None
+        candidates = [(flip, y_sign) for flip in (np.eye(3), np.diag([-1.0, -1.0, 1.0])) for y_sign in (1.0, -1.0)]
+        for flip, y_sign in candidates:
+            wps = self._waypoints(R_grasp @ flip, y_sign, p_grip, above, pull, out, p_carry)
+            try:
+                q, travel = HOME_Q, 0.0
+                for wp in wps:
+                    q_next = kin.ik(wp.X_WE, q)
+                    travel += float(np.abs(q_next - q).sum())
+                    q = q_next
+            except PlanningError:
+                continue
+            if best is None or travel < best[0]:
+                best = (travel, wps)
+        if best is None:
+            raise PlanningError("no reachable grasp of the spatula handle")
+        return DemoPlan({"arm": best[1]}, duration=11.0)
+
+    @staticmethod
+    def _waypoints(R_grasp: np.ndarray, y_sign: float, p_grip: np.ndarray, above: np.ndarray, pull: np.ndarray,
+                   out: np.ndarray, p_carry: np.ndarray) -> list[Waypoint]:
+        """The expert's waypoints for one grasp orientation and one laying orientation (E in the world)."""
 
         def pose(R, p):
             X = np.eye(4)
             X[:3, :3], X[:3, 3] = R, p
             return X
 
-        above = p_grip + 0.12 * axis
-        out = p_grip + 0.24 * axis  # blade clears the crock rim
-        # Lay down: fingers pointing away from the robot (E's z along world +x), so the spatula lies
-        # along +x; E's y stays horizontal, on the side the grasp had it.
-        y_place = np.array([0.0, 1.0 if R_grasp[1, 1] >= 0 else -1.0, 0.0])
+        # Lay down: fingers pointing away from the robot (E's z along world +x) so the spatula lies along
+        # +x, with E's y horizontal (±world y) so that opening the fingers drops the handle. Place it so
+        # its centre of mass lands at P_REST_W.
+        y_place = np.array([0.0, y_sign, 0.0])
         z_place = np.array([1.0, 0.0, 0.0])
         R_place = np.column_stack([np.cross(y_place, z_place), y_place, z_place])
-        p_place = np.array([0.08, 0.25, 0.06])
-        wps = [
-            Waypoint(2.0, pose(R_grasp, above), OPEN),
+        p_place = P_REST_W - (GRIP_FROM_TIP - COM_FROM_TIP) * z_place  # the tip lies along +z_place
+        p_place[2] = 0.10
+        return [
+            Waypoint(2.0, pose(R_grasp, above), OPEN, straight=False),
             Waypoint(3.0, pose(R_grasp, p_grip), OPEN),
             Waypoint(3.6, pose(R_grasp, p_grip), 0.0),
+            Waypoint(4.0, pose(R_grasp, pull), 0.0),
             Waypoint(4.8, pose(R_grasp, out), 0.0),
-            Waypoint(5.8, pose(R_grasp, np.array([0.0, 0.1, max(out[2], 0.45)])), 0.0),
-            Waypoint(6.8, pose(R_place, p_place + [0, 0, 0.15]), 0.0),
-            Waypoint(7.8, pose(R_place, p_place), 0.0),
-            Waypoint(8.3, pose(R_place, p_place), OPEN),
-            Waypoint(9.3, pose(R_place, p_place + [0, 0, 0.15]), OPEN),
+            Waypoint(5.8, pose(R_grasp, p_carry), 0.0, straight=False),
+            Waypoint(7.8, pose(R_place, p_place + [0, 0, 0.15]), 0.0, straight=False),
+            Waypoint(8.8, pose(R_place, p_place), 0.0),
+            Waypoint(9.3, pose(R_place, p_place), OPEN),
+            Waypoint(10.3, pose(R_place, p_place + [0, 0, 0.15]), OPEN),
         ]
-        return DemoPlan({"arm": wps}, duration=10.0)
 
     def success(self, station: Station, plant_context) -> Outcome:
         plant = station.plant
         body = station.objects["spatula"]
         X_WS = plant.EvalBodyPoseInWorld(plant_context, body)
-        p_com = X_WS.multiply(np.array([0.0, 0.0, 0.16]))
+        p_com = X_WS.multiply(np.array([0.0, 0.0, COM_FROM_TIP]))
         speed = np.linalg.norm(plant.EvalBodySpatialVelocityInWorld(plant_context, body).translational())
         if p_com[2] > 0.04:
             return Outcome(False, f"spatula not lying on the table (centre of mass at z = {p_com[2]:.3f} m)")

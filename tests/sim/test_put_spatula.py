@@ -1,0 +1,23 @@
+"""PutSpatulaOnTable: the scripted expert succeeds, a broken one is reported as failed."""
+
+import pytest
+
+from sim.expert import run_demonstration
+from sim.tasks import make_task
+
+
+@pytest.mark.slow
+def test_scripted_demonstration_succeeds():
+    result = run_demonstration(make_task("PutSpatulaOnTable"), seed=2)
+    assert result.outcome.success, result.outcome.reason
+    assert result.num_steps == 111  # 11 s at 10 Hz, both ends included
+    X_WS = result.object_poses["spatula"]
+    assert X_WS[1, 3] > 0.1 and X_WS[2, 3] < 0.03  # lying on the table's left side
+    assert abs(X_WS[2, 2]) < 0.2  # handle roughly horizontal
+
+
+@pytest.mark.slow
+def test_demonstration_that_never_grasps_fails():
+    result = run_demonstration(make_task("PutSpatulaOnTable"), seed=2, sabotage="no_grasp")
+    assert not result.outcome.success
+    assert "spatula" in result.outcome.reason
