@@ -107,7 +107,8 @@ def _montage(args: argparse.Namespace) -> int:
     from geo4d_core.data.montage import camera_montage
 
     reader = EpisodeReader(args.episode)
-    image = camera_montage([reader.color(c, args.t) for c in reader.camera_names], reader.camera_names)
+    names = [f"{c} ({reader.cameras[c].split})" for c in reader.camera_names]
+    image = camera_montage([reader.color(c, args.t) for c in reader.camera_names], names)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(str(args.out), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     print(f"wrote {args.out} ({len(reader.camera_names)} cameras, t={args.t})")

@@ -11,6 +11,7 @@ the robots, as on a gravity-compensated real arm, so the PD loop only tracks the
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
@@ -49,6 +50,16 @@ from sim.drake_models import map_drake_models
 
 if TYPE_CHECKING:
     from sim.tasks.base import Task
+
+class _DropHarmlessVtkWarnings(logging.Filter):
+    """VTK warns once per render engine that the Panda and YCB glTF files use the KHR_texture_basisu
+    extension (compressed textures); the PNG fallbacks render fine, so the warning is noise."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "KHR_texture_basisu" not in record.getMessage()
+
+
+logging.getLogger("drake").addFilter(_DropHarmlessVtkWarnings())
 
 PANDA_URL = "package://drake_models/franka_description/urdf/panda_arm_hand.urdf"
 ARM_JOINTS = tuple(f"panda_joint{i}" for i in range(1, 8))

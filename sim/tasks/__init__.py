@@ -21,13 +21,7 @@ def make_task(name: str) -> Task:
 def _registry() -> dict[str, type[Task]]:
     import importlib
 
-    classes = []
-    for module, cls in _TASKS:
-        try:
-            classes.append(getattr(importlib.import_module(f"sim.tasks.{module}"), cls))
-        except ModuleNotFoundError as exc:  # a task still being written
-            if exc.name != f"sim.tasks.{module}":
-                raise
+    classes = [getattr(importlib.import_module(f"sim.tasks.{module}"), cls) for module, cls in _TASKS]
     return {c.name: c for c in classes}
 
 

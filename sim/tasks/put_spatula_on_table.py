@@ -19,6 +19,7 @@ from pydrake.geometry import Box, Cylinder
 from pydrake.math import RigidTransform, RollPitchYaw
 from pydrake.multibody.tree import SpatialInertia, UnitInertia
 
+from geo4d_core.geometry import make_pose
 from sim.control import ArmKinematics, PlanningError
 from sim.scene import HOME_Q, SceneConfig, Station, proximity
 from sim.tasks.base import DemoPlan, Outcome, Task, Waypoint
@@ -141,11 +142,6 @@ class PutSpatulaOnTable(Task):
                    out: np.ndarray, p_carry: np.ndarray) -> list[Waypoint]:
         """The expert's waypoints for one grasp orientation and one laying orientation (E in the world)."""
 
-        def pose(R, p):
-            X = np.eye(4)
-            X[:3, :3], X[:3, 3] = R, p
-            return X
-
         # Lay down: fingers pointing away from the robot (E's z along world +x) so the spatula lies along
         # +x, with E's y horizontal (±world y) so that opening the fingers drops the handle. Place it so
         # its centre of mass lands at P_REST_W.
@@ -155,16 +151,16 @@ class PutSpatulaOnTable(Task):
         p_place = P_REST_W - (GRIP_FROM_TIP - COM_FROM_TIP) * z_place  # the tip lies along +z_place
         p_place[2] = 0.10
         return [
-            Waypoint(2.0, pose(R_grasp, above), OPEN, straight=False),
-            Waypoint(3.0, pose(R_grasp, p_grip), OPEN),
-            Waypoint(3.6, pose(R_grasp, p_grip), 0.0),
-            Waypoint(4.0, pose(R_grasp, pull), 0.0),
-            Waypoint(4.8, pose(R_grasp, out), 0.0),
-            Waypoint(5.8, pose(R_grasp, p_carry), 0.0, straight=False),
-            Waypoint(7.8, pose(R_place, p_place + [0, 0, 0.15]), 0.0, straight=False),
-            Waypoint(8.8, pose(R_place, p_place), 0.0),
-            Waypoint(9.3, pose(R_place, p_place), OPEN),
-            Waypoint(10.3, pose(R_place, p_place + [0, 0, 0.15]), OPEN),
+            Waypoint(2.0, make_pose(R_grasp, above), OPEN, straight=False),
+            Waypoint(3.0, make_pose(R_grasp, p_grip), OPEN),
+            Waypoint(3.6, make_pose(R_grasp, p_grip), 0.0),
+            Waypoint(4.0, make_pose(R_grasp, pull), 0.0),
+            Waypoint(4.8, make_pose(R_grasp, out), 0.0),
+            Waypoint(5.8, make_pose(R_grasp, p_carry), 0.0, straight=False),
+            Waypoint(7.8, make_pose(R_place, p_place + [0, 0, 0.15]), 0.0, straight=False),
+            Waypoint(8.8, make_pose(R_place, p_place), 0.0),
+            Waypoint(9.3, make_pose(R_place, p_place), OPEN),
+            Waypoint(10.3, make_pose(R_place, p_place + [0, 0, 0.15]), OPEN),
         ]
 
     def success(self, station: Station, plant_context) -> Outcome:

@@ -40,6 +40,7 @@ from pydrake.math import RigidTransform, RollPitchYaw, RotationMatrix
 from pydrake.multibody.plant import MultibodyPlant
 from pydrake.multibody.tree import SpatialInertia
 
+from geo4d_core.geometry import make_pose
 from sim.control import ArmKinematics, PlanningError
 from sim.scene import HOME_Q, SceneConfig, Station, proximity
 from sim.tasks.base import DemoPlan, Outcome, Task, Waypoint
@@ -70,13 +71,6 @@ LIFT = 0.03  # how far the box is lifted off the shelf top before pulling it bac
 FLOOR_CLEARANCE = 0.03  # height of the box's bottom above the bottom board while inserting, metres
 INSERT_CENTRE_X = SHELF_FRONT_X + 0.065  # world x of the box centre once inserted, metres
 REST_SPEED = 0.05  # the box counts as at rest below this speed, m/s
-
-
-def _pose(R: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """The 4×4 pose with rotation R (3, 3) and translation p (3,) metres."""
-    X = np.eye(4)
-    X[:3, :3], X[:3, 3] = R, p
-    return X
 
 
 def _shelf_parts() -> list[tuple[str, np.ndarray, tuple[float, float, float]]]:
@@ -186,8 +180,8 @@ class StoreCerealBoxUnderShelf(Task):
         best = None
         for y_sign in (1.0, -1.0):
             try:
-                q1 = kin.ik(_pose(frame(a, y_sign), p_grasp), HOME_Q)
-                q2 = kin.ik(_pose(frame(ex, y_sign), p_insert), q1)
+                q1 = kin.ik(make_pose(frame(a, y_sign), p_grasp), HOME_Q)
+                q2 = kin.ik(make_pose(frame(ex, y_sign), p_insert), q1)
             except PlanningError:
                 continue
             cost = np.linalg.norm(q1 - HOME_Q) + np.linalg.norm(q2 - q1)
@@ -206,18 +200,18 @@ class StoreCerealBoxUnderShelf(Task):
         # (seconds to reach, pose, finger opening): slow where the box's inertia could twist it in the
         # grasp (the pads hold it GRASP_DEPTH from its near end, so it is carried off-centre).
         steps = [
-            (2.0, _pose(R_grasp, p_grasp - 0.12 * a + [0.0, 0.0, 0.06]), OPEN),
-            (1.2, _pose(R_grasp, p_grasp), OPEN),
-            (0.6, _pose(R_grasp, p_grasp), 0.0),
-            (0.8, _pose(R_grasp, p_lift), 0.0),
-            (1.5, _pose(R_insert, p_back), 0.0),
-            (1.6, _pose(R_insert, p_front + [0.0, 0.0, 0.05]), 0.0),
-            (0.8, _pose(R_insert, p_front), 0.0),
-            (0.3, _pose(R_insert, p_front), 0.0),
-            (1.6, _pose(R_insert, p_insert), 0.0),
-            (0.4, _pose(R_insert, p_down), 0.0),
-            (0.5, _pose(R_insert, p_down), OPEN),
-            (1.2, _pose(R_insert, p_out), OPEN),
+            (2.0, make_pose(R_grasp, p_grasp - 0.12 * a + [0.0, 0.0, 0.06]), OPEN),
+            (1.2, make_pose(R_grasp, p_grasp), OPEN),
+            (0.6, make_pose(R_grasp, p_grasp), 0.0),
+            (0.8, make_pose(R_grasp, p_lift), 0.0),
+            (1.5, make_pose(R_insert, p_back), 0.0),
+            (1.6, make_pose(R_insert, p_front + [0.0, 0.0, 0.05]), 0.0),
+            (0.8, make_pose(R_insert, p_front), 0.0),
+            (0.3, make_pose(R_insert, p_front), 0.0),
+            (1.6, make_pose(R_insert, p_insert), 0.0),
+            (0.4, make_pose(R_insert, p_down), 0.0),
+            (0.5, make_pose(R_insert, p_down), OPEN),
+            (1.2, make_pose(R_insert, p_out), OPEN),
         ]
         wps, t = [], 0.0
         for duration, X_WE, width in steps:

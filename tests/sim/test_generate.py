@@ -69,3 +69,15 @@ def test_generate_one_spatula_episode_and_resume(tmp_path):
     again = generate_dataset(cfg, progress=False)
     assert [r.status for r in again] == ["skipped"]
     assert (episode_path(tmp_path, 0) / "zarr.json").stat().st_mtime_ns == mtime
+
+
+@pytest.mark.slow
+def test_generate_with_worker_processes_and_shards(tmp_path):
+    cfg = GenerateConfig(task="PutSpatulaOnTable", out=tmp_path, episodes=4, cameras=1, test_cameras=1,
+                         height=32, width=40, workers=2, shard=(1, 2))
+    reports = generate_dataset(cfg, progress=False)
+    assert [(r.index, r.status) for r in reports] == [(1, "done"), (3, "done")]
+    assert not episode_path(tmp_path, 0).exists() and not episode_path(tmp_path, 2).exists()
+    for i in (1, 3):  # each episode carries the seed of the attempt that succeeded
+        meta = EpisodeReader(episode_path(tmp_path, i)).metadata
+        assert meta.success and meta.seed == episode_seeds(0, i, meta.extra["attempt"])[0]
