@@ -34,7 +34,7 @@ def main() -> None:
         height=args.height, width=args.width, num_frames=2, num_cameras=args.cameras, num_test_cameras=4))
     tmp = Path(tempfile.mkdtemp(prefix="geo4d-bench-"))
     try:
-        append_s, t0 = [], time.perf_counter()
+        append_s = []
         with EpisodeWriter(tmp / "episode.zarr", task="bench", seed=0, cameras=ep.cameras,
                            label_parts=ep.label_parts) as writer:
             for t in range(args.frames):

@@ -33,7 +33,7 @@ from pydrake.geometry import (
     RenderLabel,
     Role,
 )
-from pydrake.math import RigidTransform, RollPitchYaw
+from pydrake.math import RigidTransform
 from pydrake.multibody.plant import (
     AddMultibodyPlant,
     CoulombFriction,
@@ -41,7 +41,7 @@ from pydrake.multibody.plant import (
     MultibodyPlantConfig,
 )
 from pydrake.multibody.parsing import Parser
-from pydrake.multibody.tree import BodyIndex, ModelInstanceIndex, PdControllerGains, SpatialInertia
+from pydrake.multibody.tree import ModelInstanceIndex, PdControllerGains, SpatialInertia
 from pydrake.systems.framework import BasicVector, Diagram, DiagramBuilder, LeafSystem
 from pydrake.systems.sensors import CameraInfo, RgbdSensor
 
