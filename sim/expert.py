@@ -8,6 +8,7 @@ recording is the start of the plan; frames are rendered at `fps` (10 Hz by defau
 from __future__ import annotations
 
 import dataclasses
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -78,8 +79,8 @@ def run_demonstration(
         sabotage: "no_grasp" keeps the gripper open all the time (a deliberately broken expert, for
             testing failure detection); None for the real expert.
     """
-    import time
-
+    if sabotage not in (None, "no_grasp"):
+        raise ValueError(f"sabotage must be None or 'no_grasp', got {sabotage!r}")
     station = build_station(task, cameras, config)
     simulator = Simulator(station.diagram)
     context = simulator.get_mutable_context()

@@ -21,3 +21,8 @@ def test_demonstration_that_never_grasps_fails():
     result = run_demonstration(make_task("PutSpatulaOnTable"), seed=2, sabotage="no_grasp")
     assert not result.outcome.success
     assert "spatula" in result.outcome.reason
+
+
+def test_unknown_sabotage_is_rejected():
+    with pytest.raises(ValueError, match="sabotage"):
+        run_demonstration(make_task("PutSpatulaOnTable"), seed=0, sabotage="drop_it")
