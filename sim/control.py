@@ -18,7 +18,7 @@ from pydrake.multibody.tree import FixedOffsetFrame
 from pydrake.solvers import Solve
 from pydrake.trajectories import PiecewisePolynomial
 
-from geo4d_core.geometry import interpolate_pose, rotation_distance
+from geo4d_core.geometry import interpolate_pose
 from sim.drake_models import map_drake_models
 from sim.scene import HOME_Q, PANDA_URL
 from sim.tasks.base import Waypoint
@@ -44,28 +44,20 @@ class ArmKinematics:
             FixedOffsetFrame("panda_tcp", self.plant.GetFrameByName("panda_hand"), RigidTransform(X_HE)))
         self.plant.Finalize()
         self.context = self.plant.CreateDefaultContext()
-        self.lower = self.plant.GetPositionLowerLimits()[:7]
-        self.upper = self.plant.GetPositionUpperLimits()[:7]
 
     def fk(self, q_arm: np.ndarray) -> np.ndarray:
         """X_WE (4, 4) for the 7 arm joint angles (radians)."""
         self.plant.SetPositions(self.context, np.concatenate([q_arm, [0.02, 0.02]]))
         return self.frame_E.CalcPoseInWorld(self.context).GetAsMatrix4()
 
-    def ik(self, X_WE: np.ndarray, q_seed: np.ndarray, *, pos_tol: float = 1e-3,
-           rot_tol: float = 0.01, free_roll: bool = False) -> np.ndarray:
+    def ik(self, X_WE: np.ndarray, q_seed: np.ndarray, *, pos_tol: float = 1e-3, rot_tol: float = 0.01) -> np.ndarray:
         """Arm joint angles (7,) that put E at X_WE (within pos_tol metres, rot_tol radians), close to
-        q_seed. With free_roll only E's z axis must match (any rotation about it). Raises PlanningError
-        when no solution is found."""
+        q_seed. Raises PlanningError when no solution is found."""
         ik = InverseKinematics(self.plant, self.context, with_joint_limits=True)
         p = X_WE[:3, 3]
         ik.AddPositionConstraint(self.frame_E, np.zeros(3), self.plant.world_frame(), p - pos_tol, p + pos_tol)
-        if free_roll:
-            ik.AddAngleBetweenVectorsConstraint(self.plant.world_frame(), X_WE[:3, 2], self.frame_E,
-                                                np.array([0.0, 0.0, 1.0]), 0.0, rot_tol)
-        else:
-            ik.AddOrientationConstraint(self.plant.world_frame(), RotationMatrix(X_WE[:3, :3]), self.frame_E,
-                                        RotationMatrix(), rot_tol)
+        ik.AddOrientationConstraint(self.plant.world_frame(), RotationMatrix(X_WE[:3, :3]), self.frame_E,
+                                    RotationMatrix(), rot_tol)
         q = ik.q()
         prog = ik.prog()
         seed = np.concatenate([q_seed, [0.02, 0.02]])
@@ -114,12 +106,8 @@ def plan_arm_trajectory(kin: ArmKinematics, q_start: np.ndarray, width_start: fl
         n = max(1, int(np.ceil((wp.t - t0) / dt))) if wp.straight else 1
         for i in range(1, n + 1):
             s = i / n
-            if wp.free_roll and not wp.straight:  # any roll about E's z: take what IK finds
-                q = kin.ik(wp.X_WE, qs[-1], free_roll=True)
-                X = kin.fk(q)
-            else:
-                X = interpolate_pose(X0, _align_roll(wp.X_WE, X0) if wp.free_roll else wp.X_WE, s)
-                q = kin.ik(X, qs[-1])
+            X = interpolate_pose(X0, wp.X_WE, s)
+            q = kin.ik(X, qs[-1])
             step = float(np.max(np.abs(q - qs[-1])))
             if step > max_speed * (wp.t - t0) / n:
                 raise PlanningError(f"joint jump of {step:.2f} rad in {(wp.t - t0) / n:.2f} s at t={t0 + s * (wp.t - t0):.2f} s")
@@ -132,21 +120,4 @@ def plan_arm_trajectory(kin: ArmKinematics, q_start: np.ndarray, width_start: fl
     return ArmTrajectory(traj, times_a, np.asarray(widths), np.asarray(poses))
 
 
-def _align_roll(X_target: np.ndarray, X_ref: np.ndarray) -> np.ndarray:
-    """X_target rotated about its own z axis so that its x axis is as close as possible to X_ref's."""
-    z = X_target[:3, 2]
-    x_ref = X_ref[:3, 0] - z * (z @ X_ref[:3, 0])
-    if np.linalg.norm(x_ref) < 1e-6:  # reference x is along z: nothing to align
-        return X_target
-    x = x_ref / np.linalg.norm(x_ref)
-    out = X_target.copy()
-    out[:3, :3] = np.column_stack([x, np.cross(z, x), z])
-    return out
-
-
-def pose_error(X_a: np.ndarray, X_b: np.ndarray) -> tuple[float, float]:
-    """(translation error in metres, rotation error in radians) between two poses."""
-    return float(np.linalg.norm(X_a[:3, 3] - X_b[:3, 3])), float(rotation_distance(X_a[:3, :3], X_b[:3, :3]))
-
-
-__all__ = ["ArmKinematics", "ArmTrajectory", "PlanningError", "X_HE", "HOME_Q", "plan_arm_trajectory", "pose_error"]
+__all__ = ["ArmKinematics", "ArmTrajectory", "PlanningError", "X_HE", "plan_arm_trajectory"]

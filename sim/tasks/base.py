@@ -23,7 +23,6 @@ class Waypoint:
     X_WE: np.ndarray  # (4, 4) target pose of E in the world
     width: float  # finger opening commanded from this waypoint on, metres (0 = close fully)
     straight: bool = True  # move in a straight Cartesian line from the previous waypoint
-    free_roll: bool = False  # only E's z axis must match X_WE (any rotation about it is fine)
 
 
 @dataclass
