@@ -80,11 +80,14 @@ class ArmTrajectory:
     widths: np.ndarray  # (N,) finger opening commanded while moving towards each knot, metres
     X_WE: np.ndarray  # (N, 4, 4) planned E poses at the knots
 
+    def __post_init__(self) -> None:
+        self._qdot = self.q.derivative(1)  # evaluated at every plant step: build it once
+
     def __call__(self, t: float) -> tuple[np.ndarray, np.ndarray, float]:
         """(q (7,), v (7,), finger width) at time t, clamped to the trajectory's ends."""
         t = float(np.clip(t, self.times[0], self.times[-1]))
         k = min(int(np.searchsorted(self.times, t, side="left")), len(self.times) - 1)
-        v = self.q.derivative(1).value(t).ravel() if self.times[-1] > t > self.times[0] else np.zeros(7)
+        v = self._qdot.value(t).ravel() if self.times[-1] > t > self.times[0] else np.zeros(7)
         return self.q.value(t).ravel(), v, float(self.widths[k])
 
 
