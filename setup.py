@@ -76,6 +76,7 @@ setup(
         "geo4d.commands": [
             "demo = geo4d_core.demo:register",
             "episode = geo4d_core.data.cli:register",
+            "extract = geo4d_core.action.cli:register",
             "init-model = geo4d_core.model.cli:register_init",
             "predict = geo4d_core.model.cli:register",
             "sim = sim.cli:register",

@@ -1,0 +1,218 @@
+"""From a sequence of RGB-D / pointmap frames to the end-effector trajectory and gripper commands.
+
+Works the same on a world-model `Prediction` and on true future frames of a recorded episode:
+
+1. **Register** each arm's hand on a condition frame of view n (observed RGB-D, the hand's mask from the
+   simulator's labels or SAM2, optionally the robot's current pose as a guess).
+2. **Track** the hand through the future frames of view n and, separately, through view m's frames,
+   whose points are already in camera n's frame (predicted directly by the world model, or transformed
+   with the extrinsics for true frames), so both trackers report poses in camera n's frame.
+3. **Fuse**: at each step the view with the higher confidence wins; which one is recorded.
+4. **Gripper**: finger centroids around the fused hand pose, measured in the winning view's points,
+   give open / closed (`gripper_state`).
+
+All poses are in camera n's frame C (metres). `ExtractionResult.to_plan` maps them to the robot base
+with camera n's extrinsic X_BC.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+
+from geo4d_core.action.gripper_state import GripperStateConfig, GripperStateEstimator, measure_fingers
+from geo4d_core.action.hand import X_GE, HandModel
+from geo4d_core.action.icp_tracker import IcpHandTracker, IcpTrackerConfig
+from geo4d_core.action.tracking import TrackingLostError
+
+__all__ = ["ExtractionConfig", "ConditionFrame", "ViewSequence", "ExtractionResult", "extract_trajectory",
+           "extract_from_prediction"]
+
+VIEWS = ("n", "m")
+
+
+@dataclass
+class ExtractionConfig:
+    """Settings of action extraction."""
+
+    # Pose tracker: "icp" (built-in, CPU) or "foundationpose" (NVIDIA FoundationPose, GPU; RGB-D of view n only).
+    tracker: str = "icp"
+    # Settings of the built-in tracker.
+    icp: IcpTrackerConfig = field(default_factory=IcpTrackerConfig)
+    # Settings of the open / closed test.
+    gripper: GripperStateConfig = field(default_factory=GripperStateConfig)
+    # Views used for tracking: both ("n", "m") or one of them.
+    views: tuple[str, ...] = VIEWS
+    # After each step, continue every view's tracker from the fused pose (off: on simulated episodes it
+    # spread one view's slips to the other more often than it repaired them).
+    share_fused_pose: bool = False
+
+    def __post_init__(self) -> None:
+        if self.tracker not in ("icp", "foundationpose"):
+            raise ValueError(f"ExtractionConfig.tracker must be 'icp' or 'foundationpose', got {self.tracker!r}")
+        bad = [v for v in self.views if v not in VIEWS]
+        if bad or not self.views:
+            raise ValueError(f"ExtractionConfig.views must be a non-empty subset of {VIEWS}, got {self.views}")
+
+
+@dataclass
+class ConditionFrame:
+    """The frame the hands are registered on: view n's observation at time t, in camera n's frame."""
+
+    points_C: np.ndarray  # (H, W, 3) metres in camera n's frame
+    valid: np.ndarray  # (H, W) bool
+    hand_masks: Mapping[str, np.ndarray]  # arm name -> (H, W) bool mask of that arm's hand body
+    X_CG_init: Mapping[str, np.ndarray] | None = None  # arm -> optional pose guess of the hand in camera n
+
+
+@dataclass
+class ViewSequence:
+    """Future frames of one view, all points in camera n's frame."""
+
+    points_C: np.ndarray  # (T, H, W, 3) metres in camera n's frame
+    valid: np.ndarray  # (T, H, W) bool
+
+
+@dataclass
+class ExtractionResult:
+    """Fused trajectory of every arm (poses in camera n's frame C)."""
+
+    arms: tuple[str, ...]
+    X_CE: np.ndarray  # (T, A, 4, 4) end-effector (tool-centre point) poses in camera n's frame, metres
+    X_CG: np.ndarray  # (T, A, 4, 4) hand poses in camera n's frame
+    confidence: np.ndarray  # (T, A) score of the winning view, [0, 1]
+    source_view: np.ndarray  # (T, A) "n" or "m": the view whose pose was used
+    gripper_closed: np.ndarray  # (T, A) bool
+    finger_distance: np.ndarray  # (T, A) metres between the finger centroids, NaN where not measured
+    per_view_confidence: dict[str, np.ndarray]  # view -> (T, A) scores of that view's tracker
+    per_view_X_CG: dict[str, np.ndarray]  # view -> (T, A, 4, 4)
+    register_confidence: np.ndarray  # (A,) score of the registration on the condition frame
+
+    def to_plan(self, timestamps: np.ndarray, X_BC: np.ndarray):
+        """The executable `Plan`: poses mapped to the robot base with camera n's extrinsic X_BC."""
+        from geo4d_core.action.plan import Plan
+
+        return Plan.from_camera_poses(
+            timestamps=np.asarray(timestamps, dtype=np.float64), X_CE=self.X_CE, X_BC=np.asarray(X_BC),
+            gripper_closed=self.gripper_closed, confidence=self.confidence, source_view=self.source_view,
+            arms=self.arms,
+        )
+
+
+def _make_tracker(config: ExtractionConfig, model: HandModel | None):
+    if config.tracker != "icp":
+        raise ValueError("extract_trajectory tracks pointmaps; use tracker='icp' (FoundationPose needs RGB-D of a "
+                         "calibrated camera and is used through geo4d_core.action.foundationpose)")
+    return IcpHandTracker(config.icp, model)
+
+
+def extract_trajectory(
+    condition: ConditionFrame,
+    views: Mapping[str, ViewSequence],
+    config: ExtractionConfig | None = None,
+    *,
+    hand_model: HandModel | None = None,
+    trackers: Mapping[tuple[str, str], object] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> ExtractionResult:
+    """Register on `condition`, track through every view's frames, fuse, and read the gripper state.
+
+    Args:
+        condition: view n's frame the hands are registered on (with a hand mask per arm).
+        views: "n" and/or "m" -> future frames (T of them, all views the same T), points in camera n's frame.
+        config: extraction settings (default ExtractionConfig()).
+        hand_model: hand surface model (default: loaded once from `default_hand_mesh()`).
+        trackers: optional (arm, view) -> tracker objects to reuse (the hand model is loaded once).
+        progress: callback(step, T) after each step.
+
+    Returns:
+        ExtractionResult; steps where no view produced a pose keep the previous pose with confidence 0.
+    """
+    cfg = config or ExtractionConfig()
+    names = [v for v in cfg.views if v in views]
+    if not names:
+        raise ValueError(f"no frames for the configured views {cfg.views}; got views {sorted(views)}")
+    T = {v: views[v].points_C.shape[0] for v in names}
+    if len(set(T.values())) != 1:
+        raise ValueError(f"all views need the same number of frames, got {T}")
+    T = next(iter(T.values()))
+    arms = tuple(condition.hand_masks)
+    if not arms:
+        raise ValueError("condition.hand_masks is empty: give at least one arm's hand mask")
+    model = hand_model
+    trk: dict[tuple[str, str], IcpHandTracker] = dict(trackers or {})
+    for arm in arms:
+        for v in names:
+            if (arm, v) not in trk:
+                trk[(arm, v)] = _make_tracker(cfg, model)
+                model = trk[(arm, v)].model  # load the mesh once
+    A = len(arms)
+    per_X = {v: np.tile(np.eye(4), (T, A, 1, 1)) for v in names}
+    per_s = {v: np.zeros((T, A)) for v in names}
+    reg_score = np.zeros(A)
+    for a, arm in enumerate(arms):
+        init = (condition.X_CG_init or {}).get(arm)
+        first = trk[(arm, names[0])]
+        res = first.register_points(condition.points_C, condition.valid, condition.hand_masks[arm], init)
+        reg_score[a] = res.score
+        for v in names:
+            t = trk[(arm, v)]
+            if t is not first:
+                # Same hand, same frame C: start every view's tracker from the registered pose.
+                t.set_pose(res.X_CG)
+    fused_X = np.tile(np.eye(4), (T, A, 1, 1))
+    conf = np.zeros((T, A))
+    src = np.full((T, A), names[0], dtype="<U1")
+    closed = np.zeros((T, A), bool)
+    dist = np.full((T, A), np.nan)
+    grippers = [GripperStateEstimator(cfg.gripper) for _ in arms]
+    for k in range(T):
+        for a, arm in enumerate(arms):
+            for v in names:
+                try:
+                    r = trk[(arm, v)].track_points(views[v].points_C[k], views[v].valid[k])
+                except TrackingLostError:
+                    continue
+                per_X[v][k, a], per_s[v][k, a] = r.X_CG, r.score
+            best = max(names, key=lambda v: per_s[v][k, a])
+            fused_X[k, a], conf[k, a], src[k, a] = per_X[best][k, a], per_s[best][k, a], best
+            if cfg.share_fused_pose and len(names) > 1 and conf[k, a] > 0:
+                prev = fused_X[k - 1, a] if k > 0 else None
+                for v in names:
+                    trk[(arm, v)].set_pose(fused_X[k, a], prev)
+            meas = measure_fingers(views[best].points_C[k], views[best].valid[k], fused_X[k, a], cfg.gripper)
+            d = meas.distance
+            dist[k, a] = np.nan if d is None else d
+            closed[k, a] = grippers[a].update(d)
+        if progress is not None:
+            progress(k, T)
+    return ExtractionResult(
+        arms=arms, X_CE=fused_X @ X_GE, X_CG=fused_X, confidence=conf, source_view=src, gripper_closed=closed,
+        finger_distance=dist, per_view_confidence=per_s, per_view_X_CG=per_X, register_confidence=reg_score,
+    )
+
+
+def extract_from_prediction(prediction, condition: ConditionFrame, config: ExtractionConfig | None = None,
+                            **kwargs) -> ExtractionResult:
+    """`extract_trajectory` on a world-model `Prediction` (view n's and view m's points in camera n's frame).
+
+    `condition` must be at the prediction's resolution (see `WorldModel.prepare`).
+    """
+    views = {
+        "n": ViewSequence(prediction.points_n, prediction.valid_n),
+        "m": ViewSequence(prediction.points_m_in_n, prediction.valid_m),
+    }
+    return extract_trajectory(condition, views, config, **kwargs)
+
+
+def hand_masks_from_labels(label: np.ndarray, label_parts: Mapping[str, Sequence[int]],
+                           arms: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """Per-arm hand masks from a simulator label image: parts "hand" (one arm) or "<arm>/hand"."""
+    label = np.asarray(label)
+    if arms is None:
+        arms = sorted({k.split("/")[0] for k in label_parts if k.endswith("/hand")})
+    if not arms:
+        return {"arm": np.isin(label, list(label_parts["hand"]))}
+    return {arm: np.isin(label, list(label_parts[f"{arm}/hand"])) for arm in arms}

@@ -1,0 +1,124 @@
+"""Gripper open / closed from the finger points around a tracked hand (the paper's finger-centroid test).
+
+Given the hand pose X_CG and observed points in frame C, the points in the finger region of the hand
+frame G (|x| <= finger half width + margin, z along the finger length below the fingertips, |y| within
+the fully open fingers' reach) are split into the left finger (+y) and the right finger (-y). A finger is
+a 2.6 cm deep shell outward of its inner face, so only the outermost 3 cm of each side are kept (points of
+a grasped or nearby object lie further in). The distance between the two 3D centroids is compared with
+
+    delta = closed_below_opening + 2 * finger_centroid_offset
+
+where `finger_centroid_offset` is how far outward of its inner face the centroid of a finger's visible
+points lies (from the finger geometry, measured on rendered frames). Below delta the gripper counts as
+closed. With `hysteresis` h > 0, an open gripper closes below delta - h and a closed one opens above
+delta + h.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from geo4d_core.action.hand import FINGER_DEPTH, FINGER_HALF_WIDTH, FINGER_JOINT_Z, FINGER_LENGTH, MAX_OPENING
+from geo4d_core.geometry.poses import invert_pose
+
+__all__ = ["GripperStateConfig", "FingerMeasurement", "measure_fingers", "GripperStateEstimator"]
+
+
+@dataclass
+class GripperStateConfig:
+    """Thresholds of the finger-centroid open / closed test (metres)."""
+
+    # Finger opening below which the gripper counts as closed (fully open is 0.08 m).
+    closed_below_opening: float = 0.07
+    # Outward distance of a finger's visible-point centroid from its inner face.
+    finger_centroid_offset: float = 0.010
+    # Hysteresis half-band around delta (0 = none).
+    hysteresis: float = 0.0
+    # Extra room around the finger region when selecting points.
+    margin: float = 0.006
+    # Points needed on each finger for a measurement.
+    min_finger_points: int = 4
+
+    @property
+    def delta(self) -> float:
+        """Centroid distance threshold, metres."""
+        return self.closed_below_opening + 2.0 * self.finger_centroid_offset
+
+    def __post_init__(self) -> None:
+        if not 0 < self.closed_below_opening <= MAX_OPENING:
+            raise ValueError(f"GripperStateConfig.closed_below_opening must be in (0, {MAX_OPENING}] m")
+        if self.hysteresis < 0 or self.margin < 0:
+            raise ValueError("GripperStateConfig: hysteresis and margin must be >= 0")
+
+
+@dataclass(frozen=True)
+class FingerMeasurement:
+    """Finger centroids (hand frame G, metres) and their distance; None where a finger was not seen."""
+
+    left_G: np.ndarray | None
+    right_G: np.ndarray | None
+    num_left: int
+    num_right: int
+
+    @property
+    def distance(self) -> float | None:
+        if self.left_G is None or self.right_G is None:
+            return None
+        return float(np.linalg.norm(self.left_G - self.right_G))
+
+
+def measure_fingers(points_C: np.ndarray, valid: np.ndarray, X_CG: np.ndarray,
+                    config: GripperStateConfig | None = None) -> FingerMeasurement:
+    """Centroids of the left (+y) and right (-y) finger points around a hand at X_CG.
+
+    points_C: (H, W, 3) or (N, 3) metres in frame C; valid: matching bool mask; X_CG: hand pose in C.
+    """
+    cfg = config or GripperStateConfig()
+    pts = np.asarray(points_C, dtype=np.float64).reshape(-1, 3)[np.asarray(valid, bool).reshape(-1)]
+    X_GC = invert_pose(np.asarray(X_CG, dtype=np.float64))
+    p = pts @ X_GC[:3, :3].T + X_GC[:3, 3]
+    m = cfg.margin
+    reach = MAX_OPENING / 2 + FINGER_DEPTH + m
+    region = (
+        (np.abs(p[:, 0]) <= FINGER_HALF_WIDTH + m)
+        & (p[:, 2] >= FINGER_JOINT_Z + 0.004)
+        & (p[:, 2] <= FINGER_JOINT_Z + FINGER_LENGTH - 0.004)
+        & (np.abs(p[:, 1]) <= reach)
+    )
+    p = p[region]
+    out = []
+    for side in (1.0, -1.0):
+        y = side * p[:, 1]
+        s = p[y > 0]
+        if len(s):
+            outer = side * s[:, 1] >= (side * s[:, 1]).max() - (FINGER_DEPTH + m)
+            s = s[outer]
+        out.append((s.mean(axis=0) if len(s) >= cfg.min_finger_points else None, len(s)))
+    (left, nl), (right, nr) = out
+    return FingerMeasurement(left, right, nl, nr)
+
+
+class GripperStateEstimator:
+    """Open / closed over a sequence of steps, with optional hysteresis (one per arm)."""
+
+    def __init__(self, config: GripperStateConfig | None = None, closed: bool = False):
+        self.config = config or GripperStateConfig()
+        self.closed = closed
+
+    def reset(self, closed: bool = False) -> None:
+        self.closed = closed
+
+    def update(self, distance: float | None) -> bool:
+        """Next state from a centroid distance (metres); an unmeasured step keeps the previous state."""
+        if distance is None or not np.isfinite(distance):
+            return self.closed
+        c = self.config
+        if c.hysteresis == 0:
+            self.closed = distance < c.delta
+        elif self.closed:
+            self.closed = not distance > c.delta + c.hysteresis
+        else:
+            self.closed = distance < c.delta - c.hysteresis
+        return self.closed

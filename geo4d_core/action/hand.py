@@ -1,0 +1,134 @@
+"""The Franka Panda hand: its frames, finger geometry and a surface model for tracking.
+
+Frames: G is the hand frame `panda_hand` (origin at the flange, +z towards the fingertips, the fingers
+slide along +-y); E is the tool-centre point, G moved 0.1034 m along +z (between the fingertips). The
+finger joints sit at z = 0.0584 m; finger k's inner face is at y = +-q_k where q_k = width / 2.
+
+The surface model is read from the hand's visual mesh (the `franka_description` glTF of drake_models,
+or any mesh open3d reads, given in the hand frame). glTF files are +y-up; like Drake, we turn them into
+the +z-up hand frame with (x, y, z) -> (x, -z, y).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "X_GE",
+    "FINGER_JOINT_Z",
+    "FINGER_LENGTH",
+    "FINGER_DEPTH",
+    "MAX_OPENING",
+    "HandModel",
+    "load_hand_model",
+    "load_hand_mesh",
+    "finger_boxes",
+    "default_hand_mesh",
+]
+
+# E (tool-centre point) in the hand frame G, metres.
+X_GE = np.eye(4)
+X_GE[2, 3] = 0.1034
+FINGER_JOINT_Z = 0.0584  # z of the finger joints (finger base) in G, metres
+FINGER_LENGTH = 0.054  # finger extent along +z from its base, metres
+FINGER_DEPTH = 0.026  # finger extent along +-y outward from its inner face, metres
+FINGER_HALF_WIDTH = 0.0105  # half extent of a finger along x, metres
+MAX_OPENING = 0.08  # distance between the finger inner faces when fully open, metres
+
+_HAND_MESH_IN_DRAKE_MODELS = Path("franka_description/meshes/visual/hand.gltf")
+
+
+def default_hand_mesh() -> Path:
+    """Where the Panda hand's visual mesh is: $GEO4D_HAND_MESH, else inside $GEO4D_DRAKE_MODELS, else
+    inside a `shared/drake_models` folder beside this checkout. Raises FileNotFoundError naming the
+    places searched."""
+    tried = []
+    if os.environ.get("GEO4D_HAND_MESH"):
+        p = Path(os.environ["GEO4D_HAND_MESH"])
+        if p.is_file():
+            return p
+        tried.append(str(p))
+    roots = []
+    if os.environ.get("GEO4D_DRAKE_MODELS"):
+        roots.append(Path(os.environ["GEO4D_DRAKE_MODELS"]))
+    roots.append(Path(__file__).resolve().parents[3] / "shared" / "drake_models")
+    for root in roots:
+        p = root / _HAND_MESH_IN_DRAKE_MODELS
+        if p.is_file():
+            return p
+        tried.append(str(p))
+    raise FileNotFoundError(
+        "Panda hand mesh not found; set GEO4D_HAND_MESH to the hand's visual mesh (in the panda_hand frame) "
+        f"or GEO4D_DRAKE_MODELS to a drake_models folder. Tried: {', '.join(tried)}"
+    )
+
+
+@dataclass
+class HandModel:
+    """Surface samples of the hand body (fingers excluded: they move), in the hand frame G."""
+
+    points_G: np.ndarray  # (N, 3) float64 metres
+    normals_G: np.ndarray  # (N, 3) unit outward normals
+    bbox_lo: np.ndarray  # (3,) lower corner of the hand body's bounding box in G, metres
+    bbox_hi: np.ndarray  # (3,) upper corner, metres
+
+    @property
+    def centre_G(self) -> np.ndarray:
+        return 0.5 * (self.bbox_lo + self.bbox_hi)
+
+    @property
+    def radius(self) -> float:
+        """Radius of the sphere around `centre_G` holding the hand and fully open fingers, metres."""
+        corners = np.array([self.bbox_hi, self.bbox_lo, [0, MAX_OPENING / 2 + FINGER_DEPTH, FINGER_JOINT_Z + FINGER_LENGTH]])
+        return float(np.linalg.norm(corners - self.centre_G, axis=1).max())
+
+
+def load_hand_mesh(path: str | os.PathLike | None = None):
+    """The hand's visual mesh as an open3d TriangleMesh in the hand frame G (glTF converted from +y-up)."""
+    import open3d as o3d
+
+    path = Path(path) if path is not None else default_hand_mesh()
+    if not path.is_file():
+        raise FileNotFoundError(f"hand mesh {path} does not exist")
+    mesh = o3d.io.read_triangle_mesh(str(path))
+    if len(mesh.triangles) == 0:
+        raise ValueError(f"{path}: no triangles read (unsupported or empty mesh)")
+    if path.suffix.lower() in (".gltf", ".glb"):
+        R = np.array([[1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]])  # +y-up glTF -> +z-up hand frame
+        mesh.rotate(R, center=(0.0, 0.0, 0.0))
+    mesh.compute_triangle_normals()
+    mesh.compute_vertex_normals()
+    return mesh
+
+
+def finger_boxes(opening: float) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Axis-aligned boxes (lo, hi) in G approximating the left (+y) and right (-y) fingers at an opening (m)."""
+    q = float(np.clip(opening, 0.0, MAX_OPENING)) / 2
+    z0, z1 = FINGER_JOINT_Z, FINGER_JOINT_Z + FINGER_LENGTH
+    x = FINGER_HALF_WIDTH
+    return [(np.array([-x, q, z0]), np.array([x, q + FINGER_DEPTH, z1])),
+            (np.array([-x, -q - FINGER_DEPTH, z0]), np.array([x, -q, z1]))]
+
+
+def load_hand_model(path: str | os.PathLike | None = None, *, num_points: int = 4000, seed: int = 0) -> HandModel:
+    """Sample `num_points` points uniformly over the hand mesh surface (open3d), with normals.
+
+    Args:
+        path: mesh file in the hand frame (glTF files are converted from +y-up); default `default_hand_mesh()`.
+        num_points: surface samples (uniform by area).
+        seed: seeds the sampling, so the model is the same on every run.
+    """
+    import open3d as o3d
+
+    mesh = load_hand_mesh(path)
+    o3d.utility.random.seed(seed)
+    cloud = mesh.sample_points_uniformly(number_of_points=num_points, use_triangle_normal=True)
+    pts = np.asarray(cloud.points, dtype=np.float64)
+    nrm = np.asarray(cloud.normals, dtype=np.float64)
+    nrm /= np.maximum(np.linalg.norm(nrm, axis=1, keepdims=True), 1e-12)
+    verts = np.asarray(mesh.vertices)
+    return HandModel(pts, nrm, verts.min(0), verts.max(0))

@@ -1,0 +1,291 @@
+"""Built-in CPU tracker of the Panda hand on RGB-D or pointmaps (open3d registration).
+
+* `register`: the masked hand points of the first frame are aligned to the hand model: from a pose guess
+  (e.g. the robot's current end-effector pose mapped into the camera) with coarse-to-fine point-to-plane
+  ICP, or without a guess by FPFH features + RANSAC followed by the same ICP.
+* `track`: scene points inside the hand's bounding box around the predicted pose (constant-velocity
+  prediction from the last two poses) are aligned to the model by coarse-to-fine point-to-plane ICP with
+  a robust (Tukey) kernel, so finger, arm and grasped-object points near the hand do not pull the pose.
+
+Points may come from a depth image of camera C or from a pointmap already expressed in camera n's frame
+(view m's predicted points): nothing in the tracker needs the pixel grid of the camera it tracks in.
+
+**Confidence** (`TrackResult.score`): among the observed points inside the hand body's bounding box at the
+final pose (enlarged by `score_margin`, finger region excluded), the fraction lying within
+`inlier_distance` of the hand surface, multiplied by min(1, inliers / `min_points`). 1 means many
+observed points and all of them on the model's surface; a wrong pose puts points off the surface, an
+occluded or missing hand leaves too few points; both lower the score. 0 means no usable estimate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from geo4d_core.action.hand import FINGER_JOINT_Z, HandModel, load_hand_model
+from geo4d_core.action.tracking import TrackingLostError, TrackResult
+from geo4d_core.geometry.pointmap import depth_to_pointmap
+from geo4d_core.geometry.poses import invert_pose
+
+__all__ = ["IcpTrackerConfig", "IcpHandTracker"]
+
+
+@dataclass
+class IcpTrackerConfig:
+    """Settings of the built-in ICP hand tracker (distances in metres)."""
+
+    # Voxel size for downsampling the observed points before registration.
+    voxel_size: float = 0.003
+    # How far outside the hand's bounding box (around the predicted pose) observed points are kept, along x, y.
+    crop_margin: float = 0.05
+    # The same along the hand's z axis, kept small so finger, grasped-object and arm points stay out.
+    crop_margin_z: float = 0.006
+    # Correspondence distances of the coarse-to-fine ICP stages during tracking.
+    icp_distances: tuple[float, ...] = (0.05, 0.02, 0.008, 0.004)
+    # Extra registration starts: the guess turned about the hand's z axis by these angles, radians.
+    register_yaw_offsets: tuple[float, ...] = (-0.4, -0.2, 0.2, 0.4)
+    # Extra registration starts: the guess shifted along the hand's y axis by these distances, metres.
+    register_shifts: tuple[float, ...] = (-0.03, 0.03)
+    # Largest accepted change from a start pose within one step, metres (ICP results beyond are dropped).
+    max_step_translation: float = 0.06
+    # Largest accepted rotation from a start pose within one step, radians.
+    max_step_rotation: float = 0.6
+    # Tracking confidence below which the registration starts are also tried around the prediction.
+    recover_below: float = 0.5
+    # Correspondence distances during registration from a pose guess.
+    register_distances: tuple[float, ...] = (0.05, 0.02, 0.008, 0.004)
+    # ICP iterations per stage.
+    icp_iterations: int = 30
+    # A point within this distance of the hand surface counts as an inlier for the confidence.
+    inlier_distance: float = 0.004
+    # Bounding-box enlargement for the confidence, metres.
+    score_margin: float = 0.005
+    # Inliers needed for full confidence (fewer scale the score down linearly).
+    min_points: int = 120
+    # Feature radius of FPFH for registration without a pose guess.
+    fpfh_radius: float = 0.02
+    # RANSAC iterations of the global registration.
+    ransac_iterations: int = 100000
+    # Seed of RANSAC (deterministic registration).
+    seed: int = 0
+    # Use a constant-velocity prediction of the pose between frames.
+    constant_velocity: bool = True
+    # Finish each track step with model-to-scene ICP, so the hand cannot slide along its flat faces.
+    model_to_scene: bool = True
+    # Correspondence distances of the model-to-scene stages.
+    model_to_scene_distances: tuple[float, ...] = (0.01, 0.004)
+
+    def __post_init__(self) -> None:
+        if self.voxel_size <= 0 or self.inlier_distance <= 0 or self.min_points < 1:
+            raise ValueError("IcpTrackerConfig: voxel_size and inlier_distance must be > 0, min_points >= 1")
+        if not self.icp_distances or not self.register_distances:
+            raise ValueError("IcpTrackerConfig: icp_distances and register_distances need at least one stage")
+
+
+class IcpHandTracker:
+    """`PoseTracker` of the Panda hand body with open3d point-to-plane ICP (see module docstring)."""
+
+    def __init__(self, config: IcpTrackerConfig | None = None, model: HandModel | None = None):
+        import open3d as o3d
+
+        self._o3d = o3d
+        self.config = config or IcpTrackerConfig()
+        self.model = model or load_hand_model()
+        self._target = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(self.model.points_G))
+        self._target.normals = o3d.utility.Vector3dVector(self.model.normals_G)
+        self._tree = cKDTree(self.model.points_G)
+        self._target_fpfh = None
+        body_hi = self.model.bbox_hi.copy()
+        body_hi[2] = min(body_hi[2], FINGER_JOINT_Z)
+        self._score_box = (self.model.bbox_lo - self.config.score_margin, body_hi + self.config.score_margin)
+        self.reset()
+
+    def reset(self) -> None:
+        self._X_CG: np.ndarray | None = None
+        self._X_CG_prev: np.ndarray | None = None
+
+    def set_pose(self, X_CG: np.ndarray, X_CG_prev: np.ndarray | None = None) -> None:
+        """Continue tracking from a pose found elsewhere (e.g. another view of the same hand, same frame C).
+
+        X_CG_prev (the pose one step earlier) keeps the constant-velocity prediction; None drops it.
+        """
+        self._X_CG = np.asarray(X_CG, dtype=np.float64).copy()
+        self._X_CG_prev = None if X_CG_prev is None else np.asarray(X_CG_prev, dtype=np.float64).copy()
+
+    @property
+    def X_CG(self) -> np.ndarray | None:
+        """The last tracked pose (camera C <- hand G), or None before registration."""
+        return None if self._X_CG is None else self._X_CG.copy()
+
+    # ------------------------------------------------------------------ protocol (RGB-D)
+    def register(self, rgb: np.ndarray | None, depth: np.ndarray, K: np.ndarray, mask: np.ndarray,
+                 X_CG_init: np.ndarray | None = None) -> TrackResult:
+        points, valid = depth_to_pointmap(np.asarray(depth, dtype=np.float32), K)
+        return self.register_points(points, valid, mask, X_CG_init)
+
+    def track(self, rgb: np.ndarray | None, depth: np.ndarray, K: np.ndarray) -> TrackResult:
+        points, valid = depth_to_pointmap(np.asarray(depth, dtype=np.float32), K)
+        return self.track_points(points, valid)
+
+    # ------------------------------------------------------------------ pointmaps
+    def register_points(self, points_C: np.ndarray, valid: np.ndarray, mask: np.ndarray,
+                        X_CG_init: np.ndarray | None = None) -> TrackResult:
+        """Find the hand from its mask. points_C (H, W, 3) metres in frame C; valid, mask (H, W) bool."""
+        sel = np.asarray(valid, bool) & np.asarray(mask, bool)
+        pts = np.asarray(points_C, dtype=np.float64)[sel]
+        if len(pts) < 10:
+            self.reset()
+            raise TrackingLostError(f"register: only {len(pts)} valid depth points inside the hand mask (need >= 10)")
+        source = self._cloud(pts)
+        if X_CG_init is None:
+            X_CG0 = invert_pose(self._global_registration(source))
+        else:
+            X_CG0 = np.asarray(X_CG_init, dtype=np.float64)
+        best: tuple[float, np.ndarray] | None = None
+        # Several starts around the guess (turned about the hand's z axis, shifted along its long y axis):
+        # the hand's near-symmetric faces give ICP local minima a single start can fall into.
+        for X_start in self._register_starts(X_CG0):
+            X_GC = self._icp(source, invert_pose(X_start), self.config.register_distances)
+            if self.config.model_to_scene:
+                X_GC = invert_pose(self._icp_model_to_scene(self._cloud(pts), invert_pose(X_GC)))
+            score = self._score(pts, X_GC)
+            if best is None or score > best[0]:
+                best = (score, X_GC)
+        X_CG = invert_pose(best[1])
+        self._X_CG_prev, self._X_CG = None, X_CG
+        return TrackResult(X_CG, best[0])
+
+    def _register_starts(self, X_CG0: np.ndarray) -> list[np.ndarray]:
+        starts = [X_CG0]
+        for yaw in self.config.register_yaw_offsets:
+            c, s = np.cos(yaw), np.sin(yaw)
+            R = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+            starts.append(X_CG0 @ np.block([[R, np.zeros((3, 1))], [np.zeros((1, 3)), np.ones((1, 1))]]))
+        for dy in self.config.register_shifts:
+            shift = np.eye(4)
+            shift[1, 3] = dy
+            starts.append(X_CG0 @ shift)
+        return starts
+
+    def track_points(self, points_C: np.ndarray, valid: np.ndarray) -> TrackResult:
+        """Follow the hand into this frame. points_C (H, W, 3) or (N, 3) metres in frame C; valid matching."""
+        if self._X_CG is None:
+            raise TrackingLostError("track called before a successful register")
+        points_C, valid = np.asarray(points_C, dtype=np.float64), np.asarray(valid, bool)
+        # Start from the constant-velocity prediction and from the last pose; keep the better fit.
+        starts = [self._predicted_pose()]
+        if self._X_CG_prev is not None and self.config.constant_velocity:
+            starts.append(self._X_CG)
+        best = self._best_fit(points_C, valid, starts)
+        if best is None or best[0] < self.config.recover_below:
+            # Poor fit: also try the registration starts around the prediction before giving up.
+            more = self._best_fit(points_C, valid, self._register_starts(starts[0])[1:])
+            if more is not None and (best is None or more[0] > best[0]):
+                best = more
+        if best is None:
+            return TrackResult(starts[0], 0.0)
+        X_CG = invert_pose(best[1])
+        self._X_CG_prev, self._X_CG = self._X_CG, X_CG
+        return TrackResult(X_CG, best[0])
+
+    def _best_fit(self, points_C: np.ndarray, valid: np.ndarray,
+                  starts: list[np.ndarray]) -> tuple[float, np.ndarray] | None:
+        """ICP from each start; the (score, X_GC) with the highest confidence, None without enough points."""
+        best: tuple[float, np.ndarray] | None = None
+        for X_start in starts:
+            pts = self._crop(points_C, valid, X_start)
+            if len(pts) < 10:
+                continue
+            X_GC = self._icp(self._cloud(pts), invert_pose(X_start), self.config.icp_distances)
+            if self.config.model_to_scene:
+                X_GC = invert_pose(self._icp_model_to_scene(self._cloud(pts), invert_pose(X_GC)))
+            X_CG = invert_pose(X_GC)
+            if (np.linalg.norm(X_CG[:3, 3] - X_start[:3, 3]) > self.config.max_step_translation
+                    or _angle(X_CG[:3, :3], X_start[:3, :3]) > self.config.max_step_rotation):
+                continue  # implausible jump from this start: ICP slid onto something else
+            pts_final = self._crop(points_C, valid, X_CG)
+            score = self._score(pts_final, X_GC)
+            if best is None or score > best[0]:
+                best = (score, X_GC)
+        return best
+
+    # ------------------------------------------------------------------ internals
+    def _predicted_pose(self) -> np.ndarray:
+        if not self.config.constant_velocity or self._X_CG_prev is None:
+            return self._X_CG
+        delta = invert_pose(self._X_CG_prev) @ self._X_CG  # last motion, in the hand frame
+        return self._X_CG @ delta
+
+    def _crop(self, points: np.ndarray, valid: np.ndarray, X_CG: np.ndarray) -> np.ndarray:
+        pts = points.reshape(-1, 3)[valid.reshape(-1)]
+        X_GC = invert_pose(X_CG)
+        p_G = pts @ X_GC[:3, :3].T + X_GC[:3, 3]
+        m = np.array([self.config.crop_margin, self.config.crop_margin, self.config.crop_margin_z])
+        lo = self.model.bbox_lo - m
+        hi = self.model.bbox_hi + m
+        inside = np.all((p_G >= lo) & (p_G <= hi), axis=1)
+        return pts[inside]
+
+    def _cloud(self, pts: np.ndarray):
+        cloud = self._o3d.geometry.PointCloud(self._o3d.utility.Vector3dVector(pts))
+        return cloud.voxel_down_sample(self.config.voxel_size)
+
+    def _icp(self, source, X_GC: np.ndarray, distances) -> np.ndarray:
+        reg = self._o3d.pipelines.registration
+        criteria = reg.ICPConvergenceCriteria(relative_fitness=1e-7, relative_rmse=1e-7,
+                                              max_iteration=self.config.icp_iterations)
+        T = X_GC
+        for d in distances:
+            estimation = reg.TransformationEstimationPointToPlane(reg.TukeyLoss(k=d))
+            T = reg.registration_icp(source, self._target, d, T, estimation, criteria).transformation
+        return np.asarray(T)
+
+    def _icp_model_to_scene(self, scene, X_CG: np.ndarray) -> np.ndarray:
+        """Align the hand model (source) to the observed points (target, with estimated normals)."""
+        reg = self._o3d.pipelines.registration
+        scene.estimate_normals(self._o3d.geometry.KDTreeSearchParamHybrid(radius=3 * self.config.voxel_size, max_nn=20))
+        criteria = reg.ICPConvergenceCriteria(relative_fitness=1e-7, relative_rmse=1e-7,
+                                              max_iteration=self.config.icp_iterations)
+        T = X_CG
+        for d in self.config.model_to_scene_distances:
+            estimation = reg.TransformationEstimationPointToPlane(reg.TukeyLoss(k=d))
+            T = reg.registration_icp(self._target, scene, d, T, estimation, criteria).transformation
+        return np.asarray(T)
+
+    def _global_registration(self, source) -> np.ndarray:
+        reg = self._o3d.pipelines.registration
+        r = self.config.fpfh_radius
+        if self._target_fpfh is None:
+            self._target_fpfh = reg.compute_fpfh_feature(
+                self._target, self._o3d.geometry.KDTreeSearchParamHybrid(radius=r, max_nn=100))
+        source.estimate_normals(self._o3d.geometry.KDTreeSearchParamHybrid(radius=r / 2, max_nn=30))
+        # Observed normals must face the camera (origin of C).
+        source.orient_normals_towards_camera_location(np.zeros(3))
+        src_fpfh = reg.compute_fpfh_feature(source, self._o3d.geometry.KDTreeSearchParamHybrid(radius=r, max_nn=100))
+        self._o3d.utility.random.seed(self.config.seed)
+        dist = 1.5 * self.config.voxel_size + 0.004
+        result = reg.registration_ransac_based_on_feature_matching(
+            source, self._target, src_fpfh, self._target_fpfh, True, dist,
+            reg.TransformationEstimationPointToPoint(False), 3,
+            [reg.CorrespondenceCheckerBasedOnEdgeLength(0.9), reg.CorrespondenceCheckerBasedOnDistance(dist)],
+            reg.RANSACConvergenceCriteria(self.config.ransac_iterations, 0.999),
+        )
+        return np.asarray(result.transformation)
+
+    def _score(self, pts_C: np.ndarray, X_GC: np.ndarray) -> float:
+        p_G = pts_C @ X_GC[:3, :3].T + X_GC[:3, 3]
+        lo, hi = self._score_box
+        inside = p_G[np.all((p_G >= lo) & (p_G <= hi), axis=1)]
+        if len(inside) == 0:
+            return 0.0
+        dist, _ = self._tree.query(inside, k=1)
+        inliers = int(np.count_nonzero(dist < self.config.inlier_distance))
+        return float(inliers / len(inside) * min(1.0, inliers / self.config.min_points))
+
+
+def _angle(R_a: np.ndarray, R_b: np.ndarray) -> float:
+    """Rotation angle between two rotation matrices, radians."""
+    c = (np.trace(R_a.T @ R_b) - 1.0) / 2.0
+    return float(np.arccos(np.clip(c, -1.0, 1.0)))

@@ -1,0 +1,133 @@
+"""Built-in ICP hand tracker and the finger-centroid gripper state, on ray-cast renderings of the hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from geo4d_core.action.gripper_state import GripperStateConfig, GripperStateEstimator, measure_fingers
+from geo4d_core.action.icp_tracker import IcpHandTracker, IcpTrackerConfig
+from geo4d_core.action.tracking import PoseTracker, TrackingLostError
+from geo4d_core.geometry.pointmap import transform_points
+from geo4d_core.geometry.poses import invert_pose, make_pose, rotation_distance, translation_distance
+
+from .conftest import HAND_LABEL, camera_looking_at
+
+R_DOWN = Rotation.from_euler("xyz", [np.pi, 0, 0]).as_matrix()  # hand z pointing down
+
+
+def trajectory(n=24):
+    """Hand poses in the world: a pick-like path with up to 3 cm and 4 degrees per 10 Hz step."""
+    out = []
+    for k in range(n):
+        s = k / (n - 1)
+        p = np.array([0.45 + 0.15 * np.sin(np.pi * s), -0.1 + 0.25 * s, 0.35 - 0.15 * np.sin(np.pi * s)])
+        R = Rotation.from_euler("z", 0.6 * s).as_matrix() @ Rotation.from_euler("x", 0.25 * np.sin(2 * np.pi * s)).as_matrix() @ R_DOWN
+        out.append(make_pose(R, p))
+    return out
+
+
+@pytest.fixture(scope="module")
+def cameras():
+    target = np.array([0.5, 0.0, 0.25])
+    return {"n": camera_looking_at(target, np.array([1.1, -0.5, 0.75])),
+            "m": camera_looking_at(target, np.array([0.9, 0.6, 0.8]))}
+
+
+def test_tracker_satisfies_the_protocol(hand_model):
+    assert isinstance(IcpHandTracker(model=hand_model), PoseTracker)
+
+
+def test_tracking_follows_a_moving_hand_in_one_view(hand_scene, hand_model, cameras):
+    X_WC = cameras["n"]
+    X_CW = invert_pose(X_WC)
+    poses = [X_CW @ X for X in trajectory()]
+    tracker = IcpHandTracker(model=hand_model)
+    with pytest.raises(TrackingLostError):
+        tracker.track_points(np.zeros((4, 4, 3)), np.zeros((4, 4), bool))
+    pts, valid, labels = hand_scene.render(poses[0], 0.08)
+    guess = poses[0] @ make_pose(Rotation.from_euler("z", 0.1).as_matrix(), [0.02, -0.015, 0.01])
+    reg = tracker.register_points(pts, valid, labels == HAND_LABEL, guess)
+    assert translation_distance(reg.X_CG, poses[0]) < 0.002 and reg.score > 0.6
+    errors, scores = [], []
+    for X in poses[1:]:
+        pts, valid, _ = hand_scene.render(X, 0.08)
+        res = tracker.track_points(pts, valid)
+        errors.append((translation_distance(res.X_CG, X), np.degrees(rotation_distance(res.X_CG, X))))
+        scores.append(res.score)
+    t_err, r_err = np.array(errors).T
+    assert np.median(t_err) < 0.002 and t_err.max() < 0.005, t_err
+    assert np.median(r_err) < 1.0 and r_err.max() < 3.0, r_err
+    assert min(scores) > 0.5
+
+
+def test_view_m_points_in_camera_n_frame_give_the_same_poses(hand_scene, hand_model, cameras):
+    X_CnW = invert_pose(cameras["n"])
+    X_CnCm = X_CnW @ cameras["m"]
+    poses_n = [X_CnW @ X for X in trajectory()]
+    pts, valid, labels = hand_scene.render(poses_n[0], 0.08)
+    tracker = IcpHandTracker(model=hand_model)
+    tracker.register_points(pts, valid, labels == HAND_LABEL, poses_n[0])
+    for X in poses_n[1:]:
+        # render in camera m, then express the points in camera n's frame (what the world model predicts)
+        pts_m, valid_m, _ = hand_scene.render(invert_pose(X_CnCm) @ X, 0.08)
+        res = tracker.track_points(transform_points(X_CnCm, pts_m), valid_m)
+        assert translation_distance(res.X_CG, X) < 0.004
+        assert np.degrees(rotation_distance(res.X_CG, X)) < 2.0
+
+
+def test_registration_without_a_pose_guess(hand_scene, hand_model, cameras):
+    X = invert_pose(cameras["n"]) @ trajectory()[5]
+    pts, valid, labels = hand_scene.render(X, 0.08)
+    res = IcpHandTracker(model=hand_model).register_points(pts, valid, labels == HAND_LABEL)
+    assert translation_distance(res.X_CG, X) < 0.005 and np.degrees(rotation_distance(res.X_CG, X)) < 3.0
+
+
+def test_confidence_separates_right_and_wrong_poses(hand_scene, hand_model, cameras):
+    X = invert_pose(cameras["n"]) @ trajectory()[3]
+    pts, valid, labels = hand_scene.render(X, 0.08)
+    tracker = IcpHandTracker(model=hand_model)
+    good = tracker._score(pts[labels > 0], invert_pose(X))
+    wrong = X @ make_pose(Rotation.from_euler("y", 0.5).as_matrix(), [0.0, 0.03, 0.0])
+    bad = tracker._score(pts[labels > 0], invert_pose(wrong))
+    assert good > 0.8 and bad < 0.5 and good - bad > 0.4
+    # no points near the hand -> zero confidence, and the pose is kept
+    tracker.register_points(pts, valid, labels == HAND_LABEL, X)
+    res = tracker.track_points(np.zeros_like(pts), np.zeros_like(valid))
+    assert res.score == 0.0 and translation_distance(res.X_CG, X) < 0.003
+
+
+def test_register_with_an_empty_mask_fails_clearly(hand_model):
+    with pytest.raises(TrackingLostError, match="inside the hand mask"):
+        IcpHandTracker(model=hand_model).register_points(np.zeros((8, 8, 3)), np.ones((8, 8), bool), np.zeros((8, 8), bool))
+
+
+def test_finger_centroid_distance_tracks_the_opening(hand_scene, cameras):
+    X = invert_pose(cameras["n"]) @ trajectory()[4]
+    cfg = GripperStateConfig()
+    distances = []
+    for opening in (0.08, 0.06, 0.03, 0.01):
+        pts, valid, _ = hand_scene.render(X, opening, table_z_G=0.125)
+        meas = measure_fingers(pts, valid, X)
+        assert meas.num_left >= 4 and meas.num_right >= 4
+        # centroid distance ~ opening + 2 * (outward offset of the visible finger points)
+        assert abs(meas.distance - (opening + 2 * cfg.finger_centroid_offset)) < 0.008, (opening, meas.distance)
+        assert (meas.distance < cfg.delta) == (opening < cfg.closed_below_opening)
+        distances.append(meas.distance)
+    assert all(a > b for a, b in zip(distances, distances[1:]))
+
+
+def test_gripper_state_hysteresis():
+    cfg = GripperStateConfig(hysteresis=0.005)
+    est = GripperStateEstimator(cfg)
+    d = cfg.delta
+    assert est.update(d - 0.002) is False  # inside the band: stays open
+    assert est.update(d - 0.006) is True
+    assert est.update(d + 0.004) is True  # inside the band: stays closed
+    assert est.update(None) is True  # unmeasured step keeps the state
+    assert est.update(d + 0.006) is False
+    plain = GripperStateEstimator(GripperStateConfig())
+    assert plain.update(d - 1e-4) is True and plain.update(d + 1e-4) is False
+    with pytest.raises(ValueError, match="closed_below_opening"):
+        GripperStateConfig(closed_below_opening=0.2)
