@@ -182,7 +182,8 @@ def extract_trajectory(
                 prev = fused_X[k - 1, a] if k > 0 else None
                 for v in names:
                     trk[(arm, v)].set_pose(fused_X[k, a], prev)
-            meas = measure_fingers(views[best].points_C[k], views[best].valid[k], fused_X[k, a], cfg.gripper)
+            meas = measure_fingers(views[best].points_C[k], views[best].valid[k], fused_X[k, a], cfg.gripper,
+                                   trk[(arm, best)].model)
             d = meas.distance
             dist[k, a] = np.nan if d is None else d
             closed[k, a] = grippers[a].update(d)

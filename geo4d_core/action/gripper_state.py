@@ -19,8 +19,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.spatial import cKDTree
 
-from geo4d_core.action.hand import FINGER_DEPTH, FINGER_HALF_WIDTH, FINGER_JOINT_Z, FINGER_LENGTH, MAX_OPENING
+from geo4d_core.action.hand import (
+    FINGER_DEPTH,
+    FINGER_HALF_WIDTH,
+    FINGER_JOINT_Z,
+    FINGER_LENGTH,
+    MAX_OPENING,
+    HandModel,
+)
 from geo4d_core.geometry.poses import invert_pose
 
 __all__ = ["GripperStateConfig", "FingerMeasurement", "measure_fingers", "GripperStateEstimator"]
@@ -40,6 +48,8 @@ class GripperStateConfig:
     margin: float = 0.006
     # Points needed on each finger for a measurement.
     min_finger_points: int = 4
+    # With a hand model: an observed point within this distance of a finger surface is a finger point.
+    support_distance: float = 0.004
 
     @property
     def delta(self) -> float:
@@ -70,10 +80,13 @@ class FingerMeasurement:
 
 
 def measure_fingers(points_C: np.ndarray, valid: np.ndarray, X_CG: np.ndarray,
-                    config: GripperStateConfig | None = None) -> FingerMeasurement:
+                    config: GripperStateConfig | None = None, model: HandModel | None = None) -> FingerMeasurement:
     """Centroids of the left (+y) and right (-y) finger points around a hand at X_CG.
 
     points_C: (H, W, 3) or (N, 3) metres in frame C; valid: matching bool mask; X_CG: hand pose in C.
+    model: the hand model with its finger surface; when given, the finger points are the observed points
+        within `support_distance` of the finger surfaces at the opening they support best (robust to
+        grasped objects that reach out of the finger region); otherwise the outermost points of each side.
     """
     cfg = config or GripperStateConfig()
     pts = np.asarray(points_C, dtype=np.float64).reshape(-1, 3)[np.asarray(valid, bool).reshape(-1)]
@@ -88,6 +101,8 @@ def measure_fingers(points_C: np.ndarray, valid: np.ndarray, X_CG: np.ndarray,
         & (np.abs(p[:, 1]) <= reach)
     )
     p = p[region]
+    if model is not None and model.has_fingers and len(p) >= 2 * cfg.min_finger_points:
+        return _measure_with_model(p, model, cfg)
     out = []
     for side in (1.0, -1.0):
         y = side * p[:, 1]
@@ -95,6 +110,34 @@ def measure_fingers(points_C: np.ndarray, valid: np.ndarray, X_CG: np.ndarray,
         if len(s):
             outer = side * s[:, 1] >= (side * s[:, 1]).max() - (FINGER_DEPTH + m)
             s = s[outer]
+        out.append((s.mean(axis=0) if len(s) >= cfg.min_finger_points else None, len(s)))
+    (left, nl), (right, nr) = out
+    return FingerMeasurement(left, right, nl, nr)
+
+
+def _finger_surfaces(model: HandModel, opening: float) -> tuple[np.ndarray, np.ndarray]:
+    q = opening / 2
+    pf = model.finger_points_F
+    flip = np.array([-1.0, -1.0, 1.0])  # the right finger is turned by pi about z
+    return pf + [0.0, q, FINGER_JOINT_Z], pf * flip + [0.0, -q, FINGER_JOINT_Z]
+
+
+def _measure_with_model(p: np.ndarray, model: HandModel, cfg: GripperStateConfig) -> FingerMeasurement:
+    """Finger points = observed points near the finger surfaces at the best-supported opening (2 mm grid)."""
+    tree = cKDTree(p)
+    best = (-1, 0.0)
+    for w in np.arange(0.0, MAX_OPENING + 1e-9, 0.002):
+        left, right = _finger_surfaces(model, w)
+        dl, _ = tree.query(left, distance_upper_bound=cfg.support_distance)
+        dr, _ = tree.query(right, distance_upper_bound=cfg.support_distance)
+        # both fingers must be supported: the weaker side counts
+        support = min(np.count_nonzero(np.isfinite(dl)), np.count_nonzero(np.isfinite(dr)))
+        if support > best[0]:
+            best = (support, w)
+    out = []
+    for surface in _finger_surfaces(model, best[1]):
+        d, _ = cKDTree(surface).query(p, distance_upper_bound=cfg.support_distance)
+        s = p[np.isfinite(d)]
         out.append((s.mean(axis=0) if len(s) >= cfg.min_finger_points else None, len(s)))
     (left, nl), (right, nr) = out
     return FingerMeasurement(left, right, nl, nr)

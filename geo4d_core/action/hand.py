@@ -69,12 +69,34 @@ def default_hand_mesh() -> Path:
 
 @dataclass
 class HandModel:
-    """Surface samples of the hand body (fingers excluded: they move), in the hand frame G."""
+    """Surface samples of the hand body in the hand frame G, and of one finger in its own frame F.
 
-    points_G: np.ndarray  # (N, 3) float64 metres
+    The left finger frame is G moved to (0, q, FINGER_JOINT_Z), the right finger frame is G turned by pi
+    about z and moved to (0, -q, FINGER_JOINT_Z), with q = opening / 2 (the URDF's finger joints).
+    """
+
+    points_G: np.ndarray  # (N, 3) float64 metres, hand body
     normals_G: np.ndarray  # (N, 3) unit outward normals
     bbox_lo: np.ndarray  # (3,) lower corner of the hand body's bounding box in G, metres
     bbox_hi: np.ndarray  # (3,) upper corner, metres
+    finger_points_F: np.ndarray | None = None  # (M, 3) one finger's surface in its frame F, metres
+    finger_normals_F: np.ndarray | None = None  # (M, 3)
+
+    @property
+    def has_fingers(self) -> bool:
+        return self.finger_points_F is not None and len(self.finger_points_F) > 0
+
+    def gripper_points(self, opening: float) -> tuple[np.ndarray, np.ndarray]:
+        """Points and normals (G frame) of the hand body plus both fingers at `opening` (metres)."""
+        if not self.has_fingers:
+            return self.points_G, self.normals_G
+        q = float(np.clip(opening, 0.0, MAX_OPENING)) / 2
+        pf, nf = self.finger_points_F, self.finger_normals_F
+        left = pf + [0.0, q, FINGER_JOINT_Z]
+        flip = np.array([-1.0, -1.0, 1.0])  # rotation by pi about z
+        right = pf * flip + [0.0, -q, FINGER_JOINT_Z]
+        return (np.concatenate([self.points_G, left, right]),
+                np.concatenate([self.normals_G, nf, nf * flip]))
 
     @property
     def centre_G(self) -> np.ndarray:
@@ -122,13 +144,26 @@ def load_hand_model(path: str | os.PathLike | None = None, *, num_points: int = 
         num_points: surface samples (uniform by area).
         seed: seeds the sampling, so the model is the same on every run.
     """
+    path = Path(path) if path is not None else default_hand_mesh()
+    mesh = load_hand_mesh(path)
+    pts, nrm = _sample(mesh, num_points, seed)
+    verts = np.asarray(mesh.vertices)
+    finger_pts = finger_nrm = None
+    finger_path = path.with_name("finger" + path.suffix)
+    if finger_path.is_file():
+        finger = load_hand_mesh(finger_path)
+        # The URDF places the finger mesh with a +pi/2 turn about x in the finger frame.
+        finger.rotate(np.array([[1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]]), center=(0.0, 0.0, 0.0))
+        finger_pts, finger_nrm = _sample(finger, max(num_points // 4, 200), seed + 1)
+    return HandModel(pts, nrm, verts.min(0), verts.max(0), finger_pts, finger_nrm)
+
+
+def _sample(mesh, num_points: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     import open3d as o3d
 
-    mesh = load_hand_mesh(path)
     o3d.utility.random.seed(seed)
     cloud = mesh.sample_points_uniformly(number_of_points=num_points, use_triangle_normal=True)
     pts = np.asarray(cloud.points, dtype=np.float64)
     nrm = np.asarray(cloud.normals, dtype=np.float64)
     nrm /= np.maximum(np.linalg.norm(nrm, axis=1, keepdims=True), 1e-12)
-    verts = np.asarray(mesh.vertices)
-    return HandModel(pts, nrm, verts.min(0), verts.max(0))
+    return pts, nrm

@@ -1,66 +1,11 @@
-"""Ray-cast renderer of the Panda hand (visual mesh + box fingers) over a table, for tracker tests."""
+"""Fixtures of the action-extraction tests: the ray-cast hand scene and the hand model."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
-from geo4d_core.action.hand import default_hand_mesh, finger_boxes, load_hand_mesh, load_hand_model
-from geo4d_core.geometry.poses import look_at, make_pose
-
-HAND_LABEL, LEFT_LABEL, RIGHT_LABEL, TABLE_LABEL = 1, 2, 3, 4
-
-
-def _box_mesh(lo, hi):
-    import open3d as o3d
-
-    box = o3d.geometry.TriangleMesh.create_box(*(np.asarray(hi) - np.asarray(lo)))
-    box.translate(np.asarray(lo, dtype=np.float64))
-    return box
-
-
-class HandScene:
-    """Renders depth / points / labels of the hand at X_WG with a finger opening, camera at X_WC."""
-
-    def __init__(self, height: int = 256, width: int = 320, f: float = 280.0):
-        import open3d as o3d
-
-        self.o3d = o3d
-        self.height, self.width = height, width
-        self.K = np.array([[f, 0, (width - 1) / 2], [0, f, (height - 1) / 2], [0, 0, 1.0]])
-        self.hand = load_hand_mesh()
-
-    def render(self, X_CG: np.ndarray, opening: float, table_z_G: float | None = None):
-        """Points (H, W, 3) in C, valid (H, W), labels (H, W) of the hand at X_CG (camera frame)."""
-        o3d = self.o3d
-        scene = o3d.t.geometry.RaycastingScene()
-        parts = [(self.hand, HAND_LABEL)]
-        for (lo, hi), lab in zip(finger_boxes(opening), (LEFT_LABEL, RIGHT_LABEL)):
-            parts.append((_box_mesh(lo, hi), lab))
-        if table_z_G is not None:
-            parts.append((_box_mesh([-0.3, -0.3, table_z_G], [0.3, 0.3, table_z_G + 0.01]), TABLE_LABEL))
-        ids = {}
-        for mesh, lab in parts:
-            m = o3d.geometry.TriangleMesh(mesh)
-            m.transform(X_CG)
-            ids[scene.add_triangles(o3d.t.geometry.TriangleMesh.from_legacy(m))] = lab
-        u, v = np.meshgrid(np.arange(self.width), np.arange(self.height))
-        d = np.stack([(u - self.K[0, 2]) / self.K[0, 0], (v - self.K[1, 2]) / self.K[1, 1], np.ones_like(u, float)], -1)
-        rays = np.concatenate([np.zeros_like(d), d], -1).astype(np.float32)
-        hit = scene.cast_rays(o3d.core.Tensor(rays))
-        t = hit["t_hit"].numpy()
-        valid = np.isfinite(t)
-        points = np.where(valid[..., None], d * np.where(valid, t, 0)[..., None], 0).astype(np.float32)
-        geom = hit["geometry_ids"].numpy()
-        labels = np.zeros(valid.shape, np.int32)
-        for gid, lab in ids.items():
-            labels[valid & (geom == gid)] = lab
-        return points, valid, labels
-
-
-def camera_looking_at(target_W: np.ndarray, eye_W: np.ndarray) -> np.ndarray:
-    """X_WC of a camera at eye looking at target (OpenCV axes)."""
-    return look_at(eye_W, target_W)
+from geo4d_core.action.hand import default_hand_mesh, load_hand_model
+from geo4d_core.action.render import HAND_LABEL, LEFT_LABEL, RIGHT_LABEL, HandScene, camera_looking_at
 
 
 @pytest.fixture(scope="session")
@@ -77,4 +22,4 @@ def hand_model():
     return load_hand_model()
 
 
-__all__ = ["HandScene", "camera_looking_at", "make_pose", "HAND_LABEL", "LEFT_LABEL", "RIGHT_LABEL"]
+__all__ = ["HandScene", "camera_looking_at", "HAND_LABEL", "LEFT_LABEL", "RIGHT_LABEL"]

@@ -7,12 +7,12 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from geo4d_core.action.gripper_state import GripperStateConfig, GripperStateEstimator, measure_fingers
-from geo4d_core.action.icp_tracker import IcpHandTracker, IcpTrackerConfig
+from geo4d_core.action.icp_tracker import IcpHandTracker
 from geo4d_core.action.tracking import PoseTracker, TrackingLostError
 from geo4d_core.geometry.pointmap import transform_points
 from geo4d_core.geometry.poses import invert_pose, make_pose, rotation_distance, translation_distance
 
-from .conftest import HAND_LABEL, camera_looking_at
+from geo4d_core.action.render import HAND_LABEL, camera_looking_at
 
 R_DOWN = Rotation.from_euler("xyz", [np.pi, 0, 0]).as_matrix()  # hand z pointing down
 
@@ -131,3 +131,18 @@ def test_gripper_state_hysteresis():
     assert plain.update(d - 1e-4) is True and plain.update(d + 1e-4) is False
     with pytest.raises(ValueError, match="closed_below_opening"):
         GripperStateConfig(closed_below_opening=0.2)
+
+
+
+def test_finger_points_from_the_model_ignore_a_grasped_rod(hand_scene, hand_model, cameras):
+    """A rod held across the closed fingers reaches far out along y: the outermost-points rule reads the
+    gripper as open, the finger-surface support of the hand model still reads it closed."""
+    X = invert_pose(cameras["n"]) @ trajectory()[4]
+    rod = [(np.array([-0.004, -0.09, 0.095]), np.array([0.004, 0.09, 0.103]))]
+    cfg = GripperStateConfig()
+    pts, valid, _ = hand_scene.render(X, 0.008, boxes_G=rod)
+    with_model = measure_fingers(pts, valid, X, cfg, hand_model)
+    assert with_model.distance < cfg.delta
+    assert measure_fingers(pts, valid, X, cfg).distance > cfg.delta  # the naive rule is fooled
+    pts, valid, _ = hand_scene.render(X, 0.08)
+    assert measure_fingers(pts, valid, X, cfg, hand_model).distance > cfg.delta
