@@ -116,7 +116,9 @@ def load_hand_mesh(path: str | os.PathLike | None = None):
     path = Path(path) if path is not None else default_hand_mesh()
     if not path.is_file():
         raise FileNotFoundError(f"hand mesh {path} does not exist")
-    mesh = o3d.io.read_triangle_mesh(str(path))
+    # The drake_models glTFs reference KTX2 textures open3d cannot read; only the geometry is needed here.
+    with o3d.utility.VerbosityContextManager(o3d.utility.VerbosityLevel.Error):
+        mesh = o3d.io.read_triangle_mesh(str(path))
     if len(mesh.triangles) == 0:
         raise ValueError(f"{path}: no triangles read (unsupported or empty mesh)")
     if path.suffix.lower() in (".gltf", ".glb"):
