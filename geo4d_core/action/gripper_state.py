@@ -31,7 +31,8 @@ from geo4d_core.action.hand import (
 )
 from geo4d_core.geometry.poses import invert_pose
 
-__all__ = ["GripperStateConfig", "FingerMeasurement", "measure_fingers", "GripperStateEstimator"]
+__all__ = ["GripperStateConfig", "FingerMeasurement", "measure_fingers", "best_supported_opening",
+           "GripperStateEstimator"]
 
 
 @dataclass
@@ -115,27 +116,29 @@ def measure_fingers(points_C: np.ndarray, valid: np.ndarray, X_CG: np.ndarray,
     return FingerMeasurement(left, right, nl, nr)
 
 
-def _finger_surfaces(model: HandModel, opening: float) -> tuple[np.ndarray, np.ndarray]:
-    q = opening / 2
-    pf = model.finger_points_F
-    flip = np.array([-1.0, -1.0, 1.0])  # the right finger is turned by pi about z
-    return pf + [0.0, q, FINGER_JOINT_Z], pf * flip + [0.0, -q, FINGER_JOINT_Z]
+def best_supported_opening(points_G: np.ndarray, model: HandModel, support_distance: float,
+                           prefer: float | None = None) -> float:
+    """Opening (metres, 2 mm grid) whose finger surfaces are best supported by observed points in G.
+
+    Support = the number of finger-surface points with an observed point within `support_distance`,
+    counted on the weaker finger (both must be seen). Ties go to the opening closest to `prefer`.
+    """
+    tree = cKDTree(points_G)
+    openings = np.arange(0.0, MAX_OPENING + 1e-9, 0.002)
+    support = np.empty(len(openings))
+    for i, w in enumerate(openings):
+        counts = [np.count_nonzero(np.isfinite(tree.query(side, distance_upper_bound=support_distance)[0]))
+                  for side in model.finger_points(w)]
+        support[i] = min(counts)
+    best = openings[support == support.max()]
+    return float(best[np.argmin(np.abs(best - (prefer if prefer is not None else 0.0)))])
 
 
 def _measure_with_model(p: np.ndarray, model: HandModel, cfg: GripperStateConfig) -> FingerMeasurement:
-    """Finger points = observed points near the finger surfaces at the best-supported opening (2 mm grid)."""
-    tree = cKDTree(p)
-    best = (-1, 0.0)
-    for w in np.arange(0.0, MAX_OPENING + 1e-9, 0.002):
-        left, right = _finger_surfaces(model, w)
-        dl, _ = tree.query(left, distance_upper_bound=cfg.support_distance)
-        dr, _ = tree.query(right, distance_upper_bound=cfg.support_distance)
-        # both fingers must be supported: the weaker side counts
-        support = min(np.count_nonzero(np.isfinite(dl)), np.count_nonzero(np.isfinite(dr)))
-        if support > best[0]:
-            best = (support, w)
+    """Finger points = observed points near the finger surfaces at the best-supported opening."""
+    opening = best_supported_opening(p, model, cfg.support_distance)
     out = []
-    for surface in _finger_surfaces(model, best[1]):
+    for surface in model.finger_points(opening):
         d, _ = cKDTree(surface).query(p, distance_upper_bound=cfg.support_distance)
         s = p[np.isfinite(d)]
         out.append((s.mean(axis=0) if len(s) >= cfg.min_finger_points else None, len(s)))

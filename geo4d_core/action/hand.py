@@ -86,27 +86,23 @@ class HandModel:
     def has_fingers(self) -> bool:
         return self.finger_points_F is not None and len(self.finger_points_F) > 0
 
+    def finger_points(self, opening: float) -> tuple[np.ndarray, np.ndarray]:
+        """Surface points (G frame, metres) of the left and right finger at `opening` (metres)."""
+        q = float(np.clip(opening, 0.0, MAX_OPENING)) / 2
+        pf = self.finger_points_F
+        return pf + [0.0, q, FINGER_JOINT_Z], pf * _FLIP_Z + [0.0, -q, FINGER_JOINT_Z]
+
     def gripper_points(self, opening: float) -> tuple[np.ndarray, np.ndarray]:
         """Points and normals (G frame) of the hand body plus both fingers at `opening` (metres)."""
         if not self.has_fingers:
             return self.points_G, self.normals_G
-        q = float(np.clip(opening, 0.0, MAX_OPENING)) / 2
-        pf, nf = self.finger_points_F, self.finger_normals_F
-        left = pf + [0.0, q, FINGER_JOINT_Z]
-        flip = np.array([-1.0, -1.0, 1.0])  # rotation by pi about z
-        right = pf * flip + [0.0, -q, FINGER_JOINT_Z]
+        left, right = self.finger_points(opening)
+        nf = self.finger_normals_F
         return (np.concatenate([self.points_G, left, right]),
-                np.concatenate([self.normals_G, nf, nf * flip]))
+                np.concatenate([self.normals_G, nf, nf * _FLIP_Z]))
 
-    @property
-    def centre_G(self) -> np.ndarray:
-        return 0.5 * (self.bbox_lo + self.bbox_hi)
 
-    @property
-    def radius(self) -> float:
-        """Radius of the sphere around `centre_G` holding the hand and fully open fingers, metres."""
-        corners = np.array([self.bbox_hi, self.bbox_lo, [0, MAX_OPENING / 2 + FINGER_DEPTH, FINGER_JOINT_Z + FINGER_LENGTH]])
-        return float(np.linalg.norm(corners - self.centre_G, axis=1).max())
+_FLIP_Z = np.array([-1.0, -1.0, 1.0])  # rotation by pi about z (the right finger's frame)
 
 
 def load_hand_mesh(path: str | os.PathLike | None = None):

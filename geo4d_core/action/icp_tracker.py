@@ -24,10 +24,11 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
+from geo4d_core.action.gripper_state import best_supported_opening
 from geo4d_core.action.hand import FINGER_JOINT_Z, FINGER_LENGTH, MAX_OPENING, HandModel, load_hand_model
 from geo4d_core.action.tracking import TrackingLostError, TrackResult
 from geo4d_core.geometry.pointmap import depth_to_pointmap
-from geo4d_core.geometry.poses import invert_pose
+from geo4d_core.geometry.poses import invert_pose, rotation_distance
 
 __all__ = ["IcpTrackerConfig", "IcpHandTracker"]
 
@@ -127,11 +128,7 @@ class IcpHandTracker:
         return self._targets[key]
 
     def _update_opening(self, points_C: np.ndarray, valid: np.ndarray, X_CG: np.ndarray) -> None:
-        """Opening whose finger surfaces are best supported by the observed points (2 mm grid search).
-
-        For each candidate opening, count the finger-model points with an observed point within
-        `inlier_distance`; the best-supported opening wins (ties: the one closest to the last estimate).
-        """
+        """Finger opening best supported by the observed points near the fingers (see gripper_state)."""
         if not self.config.track_fingers or not self.model.has_fingers:
             return
         pts = np.asarray(points_C, dtype=np.float64).reshape(-1, 3)[np.asarray(valid, bool).reshape(-1)]
@@ -140,21 +137,8 @@ class IcpHandTracker:
         reach = MAX_OPENING / 2 + 0.03
         near = p_G[(np.abs(p_G[:, 0]) < 0.02) & (np.abs(p_G[:, 1]) < reach)
                    & (p_G[:, 2] > FINGER_JOINT_Z) & (p_G[:, 2] < FINGER_JOINT_Z + FINGER_LENGTH + 0.005)]
-        if len(near) < 10:
-            return
-        tree = cKDTree(near)
-        pf = self.model.finger_points_F
-        flip = np.array([-1.0, -1.0, 1.0])
-        openings = np.arange(0.0, MAX_OPENING + 1e-9, 0.002)
-        support = []
-        for w in openings:
-            q = w / 2
-            cand = np.concatenate([pf + [0.0, q, FINGER_JOINT_Z], pf * flip + [0.0, -q, FINGER_JOINT_Z]])
-            d, _ = tree.query(cand, k=1, distance_upper_bound=self.config.inlier_distance)
-            support.append(np.count_nonzero(np.isfinite(d)))
-        support = np.asarray(support)
-        best = np.flatnonzero(support == support.max())
-        self.opening = float(openings[best[np.argmin(np.abs(openings[best] - self.opening))]])
+        if len(near) >= 10:
+            self.opening = best_supported_opening(near, self.model, self.config.inlier_distance, self.opening)
 
     def set_pose(self, X_CG: np.ndarray, X_CG_prev: np.ndarray | None = None) -> None:
         """Continue tracking from a pose found elsewhere (e.g. another view of the same hand, same frame C).
@@ -256,7 +240,7 @@ class IcpHandTracker:
                 X_GC = invert_pose(self._icp_model_to_scene(self._cloud(pts), invert_pose(X_GC)))
             X_CG = invert_pose(X_GC)
             if (np.linalg.norm(X_CG[:3, 3] - X_start[:3, 3]) > self.config.max_step_translation
-                    or _angle(X_CG[:3, :3], X_start[:3, :3]) > self.config.max_step_rotation):
+                    or rotation_distance(X_CG, X_start) > self.config.max_step_rotation):
                 continue  # implausible jump from this start: ICP slid onto something else
             pts_final = self._crop(points_C, valid, X_CG)
             score = self._score(pts_final, X_GC)
@@ -341,8 +325,3 @@ class IcpHandTracker:
         inliers = int(np.count_nonzero(dist < self.config.inlier_distance))
         return float(inliers / len(inside) * min(1.0, inliers / self.config.min_points))
 
-
-def _angle(R_a: np.ndarray, R_b: np.ndarray) -> float:
-    """Rotation angle between two rotation matrices, radians."""
-    c = (np.trace(R_a.T @ R_b) - 1.0) / 2.0
-    return float(np.arccos(np.clip(c, -1.0, 1.0)))

@@ -53,7 +53,8 @@ class HandScene:
         for mesh, lab in parts:
             m = o3d.geometry.TriangleMesh(mesh)
             m.transform(X_CG)
-            ids[scene.add_triangles(o3d.t.geometry.TriangleMesh.from_legacy(m))] = lab
+            with o3d.utility.VerbosityContextManager(o3d.utility.VerbosityLevel.Error):  # materials are not needed
+                ids[scene.add_triangles(o3d.t.geometry.TriangleMesh.from_legacy(m))] = lab
         u, v = np.meshgrid(np.arange(self.width), np.arange(self.height))
         d = np.stack([(u - self.K[0, 2]) / self.K[0, 0], (v - self.K[1, 2]) / self.K[1, 1], np.ones_like(u, float)], -1)
         rays = np.concatenate([np.zeros_like(d), d], -1).astype(np.float32)

@@ -141,7 +141,7 @@ def render(camera: CameraSpec, boxes: list[Box], spheres: list[Sphere]) -> Camer
 
 @dataclass
 class SyntheticEpisode:
-    """A rendered synthetic episode, ready for `EpisodeWriter`."""
+    """A rendered synthetic episode, ready for `EpisodeWriter` (or `write`)."""
 
     cameras: list[CameraSpec]  # cameras with intrinsics, poses X_WC and train/test split
     timestamps: np.ndarray  # (T,) seconds
@@ -150,6 +150,16 @@ class SyntheticEpisode:
     frames: list[dict[str, CameraFrame]]  # per time step, camera name -> rendered frame
     label_parts: dict[str, list[int]]  # semantic part -> render label values
     seed: int  # the seed the episode was generated from
+
+    def write(self, path, *, task: str = "SyntheticPickAndCarry", overwrite: bool = False):
+        """Write the episode in the geo4d episode format and return its final path."""
+        from geo4d_core.data.episode import EpisodeWriter
+
+        with EpisodeWriter(path, task=task, seed=self.seed, cameras=self.cameras, num_arms=1,
+                           label_parts=self.label_parts, overwrite=overwrite) as writer:
+            for t, frames in enumerate(self.frames):
+                writer.append(self.timestamps[t], self.X_WE[t], self.gripper_width[t], frames)
+            return writer.close(success=True)
 
 
 def _pose(p_W: np.ndarray, yaw: float) -> np.ndarray:

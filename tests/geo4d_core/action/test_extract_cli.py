@@ -5,17 +5,12 @@ from __future__ import annotations
 import json
 
 from geo4d_core.cli import main
-from geo4d_core.data import EpisodeWriter
 from geo4d_core.data.synthetic import SyntheticEpisodeConfig, make_synthetic_episode
 
 
 def test_extract_eval_writes_one_row_per_setting(tmp_path, capsys):
     ep = make_synthetic_episode(SyntheticEpisodeConfig(height=64, width=80, num_frames=5, seed=1))
-    with EpisodeWriter(tmp_path / "ep.zarr", task="Synthetic", seed=1, cameras=ep.cameras, num_arms=1,
-                       label_parts=ep.label_parts) as writer:
-        for t in range(5):
-            writer.append(ep.timestamps[t], ep.X_WE[t], ep.gripper_width[t], ep.frames[t])
-        path = writer.close(success=True)
+    path = ep.write(tmp_path / "ep.zarr", task="Synthetic")
     out = tmp_path / "eval.json"
     rc = main(["extract", "eval", str(path), "--views", "nm", "n", "--noise", "0", "0.003", "--out", str(out)])
     assert rc == 0

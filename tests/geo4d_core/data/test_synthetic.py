@@ -58,3 +58,16 @@ def test_deterministic_for_a_seed():
     a, b = make_synthetic_episode(cfg), make_synthetic_episode(cfg)
     np.testing.assert_array_equal(a.frames[2]["cam03"].color, b.frames[2]["cam03"].color)
     np.testing.assert_array_equal(a.X_WE, b.X_WE)
+
+
+def test_write_round_trips_through_the_episode_reader(tmp_path):
+    from geo4d_core.data import EpisodeReader
+    from geo4d_core.data.synthetic import SyntheticEpisodeConfig, make_synthetic_episode
+
+    ep = make_synthetic_episode(SyntheticEpisodeConfig(height=32, width=40, num_frames=3, seed=2))
+    path = ep.write(tmp_path / "ep.zarr", task="T")
+    reader = EpisodeReader(path)
+    assert reader.num_frames == 3 and reader.metadata.task == "T" and reader.metadata.seed == 2
+    cam = ep.cameras[0].name
+    assert (reader.color(cam, 2) == ep.frames[2][cam].color).all()
+    assert abs(reader.X_WE[1] - ep.X_WE[1]).max() < 1e-6

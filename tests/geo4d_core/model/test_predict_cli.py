@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from geo4d_core.cli import main
-from geo4d_core.data import EpisodeWriter
 from geo4d_core.data.synthetic import SyntheticEpisodeConfig, make_synthetic_episode
 from geo4d_core.model import WorldModel, WorldModelConfig
 
@@ -17,11 +16,7 @@ from geo4d_core.model import WorldModel, WorldModelConfig
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("predict")
     ep = make_synthetic_episode(SyntheticEpisodeConfig(height=64, width=80, num_frames=14, seed=0))
-    with EpisodeWriter(root / "ep.zarr", task="Synthetic", seed=0, cameras=ep.cameras, num_arms=1,
-                       label_parts=ep.label_parts) as writer:
-        for t in range(14):
-            writer.append(ep.timestamps[t], ep.X_WE[t], ep.gripper_width[t], ep.frames[t])
-        episode = writer.close(success=True)
+    episode = ep.write(root / "ep.zarr", task="Synthetic")
     checkpoint = WorldModel.from_config(WorldModelConfig.preset("tiny")).save_pretrained(root / "model")
     return root, episode, checkpoint
 
