@@ -49,6 +49,9 @@ class WorldModelConfig:
     context: str = "learned"
     # Cross-view attention from view m's decoder to view n's; False is the "w/o MV attn" ablation.
     mv_attention: bool = True
+    # Predict pointmaps; False is the RGB-only (SVD-style) baseline: pointmap latents are zeroed in the
+    # condition and the targets, their loss weight is 0 and predictions carry no valid points.
+    use_pointmaps: bool = True
     # Local folder of a CLIP image encoder (transformers format), needed when context == "clip".
     clip_path: str | None = None
     # Default classifier-free guidance weight at prediction time (1 = no guidance).
@@ -77,6 +80,8 @@ class WorldModelConfig:
             self.edm = EDMConfig.from_dict(self.edm)
         if isinstance(self.pointmap, Mapping):
             self.pointmap = PointmapCodecConfig.from_dict(self.pointmap)
+        if not self.use_pointmaps:
+            self.edm.pointmap_weight = 0.0
 
     @classmethod
     def preset(cls, name: str, **overrides: Any) -> "WorldModelConfig":

@@ -27,7 +27,7 @@ from geo4d_core.model.diffusion import StereoDiffusion
 from geo4d_core.model.stereo_unet import StereoUNet, unet_preset
 from geo4d_core.model.vae import LatentCodec, build_vae, load_vae, pointmap_vae_from_rgb
 
-__all__ = ["Observation", "Prediction", "WorldModel", "ClipImageEncoder"]
+__all__ = ["Observation", "Prediction", "WorldModel", "ClipImageEncoder", "resize_frame", "scale_intrinsics"]
 
 
 @dataclass
@@ -209,19 +209,7 @@ class WorldModel:
     def prepare(self, obs: Observation, name: str) -> Observation:
         """Validate and resize an observation to the model's resolution (K scaled accordingly)."""
         obs.validate(name)
-        H, W = self.config.height, self.config.width
-        rgb, depth = np.asarray(obs.rgb), np.asarray(obs.depth, dtype=np.float32)
-        K = np.asarray(obs.K, dtype=np.float64).copy()
-        h, w = rgb.shape[:2]
-        if (h, w) != (H, W):
-            sx, sy = W / w, H / h
-            rgb = cv2.resize(rgb, (W, H), interpolation=cv2.INTER_AREA)
-            depth = cv2.resize(depth, (W, H), interpolation=cv2.INTER_NEAREST)
-            # Pixel centres: u' + 0.5 = (u + 0.5) s.
-            K[0, 0] *= sx
-            K[1, 1] *= sy
-            K[0, 2] = (K[0, 2] + 0.5) * sx - 0.5
-            K[1, 2] = (K[1, 2] + 0.5) * sy - 0.5
+        rgb, depth, K, _ = resize_frame(obs.rgb, obs.depth, obs.K, self.config.height, self.config.width)
         depth = np.where(np.isfinite(depth) & (depth > 0), depth, 0.0).astype(np.float32)
         return Observation(np.ascontiguousarray(rgb), depth, K)
 
@@ -233,6 +221,8 @@ class WorldModel:
         valid = np.stack([v for _, v in lifted])
         z_rgb = self.codec.encode_rgb(rgb)
         z_pm = self.codec.encode_pointmap(pts, valid)
+        if not self.config.use_pointmaps:
+            z_pm = torch.zeros_like(z_pm)
         cond = torch.cat([z_rgb, z_pm], dim=1)
         return cond[0:1], cond[1:2]
 
@@ -281,6 +271,8 @@ class WorldModel:
         lat = torch.cat([lat_n[0], lat_m[0]])  # (2h, 8, h_lat, w_lat)
         rgb = self.codec.decode_rgb(lat[:, :L])
         pts, valid = self.codec.decode_pointmap(lat[:, L:])
+        if not self.config.use_pointmaps:  # RGB-only model: no geometry
+            pts, valid = np.zeros_like(pts), np.zeros_like(valid)
         t4 = time.perf_counter()
         h = self.config.horizon
         depth_n = np.where(valid[:h], pts[:h, ..., 2], 0.0).astype(np.float32)
@@ -297,6 +289,50 @@ class WorldModel:
             valid_n=valid[:h], valid_m=valid[h:], K_n=obs_n.K, K_m=obs_m.K, timings=timings, steps=steps,
             seed=int(seed), latents_n=lat_n[0].float().cpu().numpy(), latents_m=lat_m[0].float().cpu().numpy(),
         )
+
+
+def scale_intrinsics(K: np.ndarray, size: tuple[int, int], new_size: tuple[int, int]) -> np.ndarray:
+    """Intrinsics of an image of `size` = (H, W) pixels resized to `new_size` = (H', W').
+
+    Pixel centres sit at integer coordinates (DESIGN.md §3), so u' + 0.5 = (u + 0.5) W'/W (same for v).
+    Returns a new (3, 3) float64 array; K itself is not modified.
+    """
+    K = np.asarray(K, dtype=np.float64).copy()
+    (h, w), (H, W) = size, new_size
+    if (h, w) != (H, W):
+        sx, sy = W / w, H / h
+        K[0, 0] *= sx
+        K[0, 1] *= sx
+        K[1, 1] *= sy
+        K[0, 2] = (K[0, 2] + 0.5) * sx - 0.5
+        K[1, 2] = (K[1, 2] + 0.5) * sy - 0.5
+    return K
+
+
+def resize_frame(
+    rgb: np.ndarray, depth: np.ndarray, K: np.ndarray, height: int, width: int, label: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """Resize one camera frame to `height` x `width` pixels the way the world model sees it.
+
+    Args:
+        rgb: (H, W, 3) uint8 RGB; resized with area averaging (cv2.INTER_AREA).
+        depth: (H, W) float metres along the optical axis, 0 = invalid; nearest neighbour (no mixed depths).
+        K: (3, 3) intrinsics of the input, pixels; scaled with `scale_intrinsics`.
+        label: optional (H, W) integer render labels; nearest neighbour.
+    Returns:
+        (rgb (height, width, 3) uint8, depth (height, width) float32 metres, K (3, 3) float64 at the new
+        resolution, label (height, width) or None). Frames already of the target size keep their pixels.
+    """
+    rgb = np.asarray(rgb)
+    depth = np.asarray(depth, dtype=np.float32)
+    size = rgb.shape[:2]
+    K = scale_intrinsics(K, size, (height, width))
+    if size != (height, width):
+        rgb = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
+        depth = cv2.resize(depth, (width, height), interpolation=cv2.INTER_NEAREST)
+        if label is not None:
+            label = cv2.resize(np.asarray(label), (width, height), interpolation=cv2.INTER_NEAREST)
+    return np.ascontiguousarray(rgb), depth, K, label
 
 
 @torch.no_grad()

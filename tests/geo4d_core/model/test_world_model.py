@@ -148,3 +148,18 @@ def test_config_presets_and_validation(tmp_path):
         WorldModelConfig(architecture="huge")
     with pytest.raises(ValueError, match="unknown keys"):
         WorldModelConfig.from_dict({"horizn": 10})
+
+
+def test_rgb_only_configuration_predicts_rgb_and_no_geometry():
+    cfg = WorldModelConfig.preset("tiny", use_pointmaps=False)
+    assert cfg.edm.pointmap_weight == 0.0
+    model = WorldModel.from_config(cfg, seed=0)
+    rng = np.random.default_rng(0)
+    K = np.array([[60.0, 0, 40], [0, 60.0, 32], [0, 0, 1]])
+    obs = Observation(rng.integers(0, 256, (64, 80, 3), dtype=np.uint8),
+                      rng.uniform(0.5, 1.5, (64, 80)).astype(np.float32), K)
+    cond_n, _ = model.encode_condition(model.prepare(obs, "n"), model.prepare(obs, "m"))
+    assert torch.count_nonzero(cond_n[:, 4:]) == 0 and torch.count_nonzero(cond_n[:, :4]) > 0
+    pred = model.predict(obs, obs, steps=1)
+    assert pred.rgb_n.shape == (10, 64, 80, 3)
+    assert not pred.valid_n.any() and not pred.valid_m.any() and not pred.depth_n.any()
