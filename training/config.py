@@ -164,6 +164,9 @@ class VaeTrainConfig:
     # Probability that a training pointmap is another train camera's points moved into this camera's frame
     # (the targets of view m are in n's frame); 0 = only native pointmaps.
     cross_view_prob: float = 0.5
+    # Train on random square crops of this many pixels (multiple of 8; null = whole frames). The VAEs are
+    # convolutional, so crops cut the cost per sample several-fold; evaluation uses whole frames.
+    crop: int | None = None
     # Held-out frames (test cameras of held-out episodes) evaluated at the end.
     eval_frames: int = 64
     # Torch CPU threads (null = torch's default).
@@ -339,3 +342,5 @@ def _validate(cfg: Any) -> None:
         _check(cfg.kl_weight >= 0, "kl_weight", cfg.kl_weight, ">= 0")
         _check(0 <= cfg.cross_view_prob <= 1, "cross_view_prob", cfg.cross_view_prob, "in [0, 1]")
         _check(cfg.eval_frames >= 1, "eval_frames", cfg.eval_frames, ">= 1")
+        if cfg.crop is not None:
+            _check(cfg.crop >= 8 and cfg.crop % 8 == 0, "crop", cfg.crop, "a positive multiple of 8 or null")

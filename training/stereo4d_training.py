@@ -180,8 +180,9 @@ def train(cfg: TrainConfig, *, resume: str | None = None, progress: bool = True)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     out = Path(cfg.output_dir)
+    # Without a GPU, processes started by `accelerate launch --multi_gpu` / torchrun run DDP on CPU (gloo).
     accelerator = Accelerator(mixed_precision=cfg.mixed_precision, log_with="tensorboard",
-                              project_dir=str(out / "logs"))
+                              project_dir=str(out / "logs"), cpu=not torch.cuda.is_available())
     world, rank, main = accelerator.num_processes, accelerator.process_index, accelerator.is_main_process
     o = cfg.optim
     if o.batch_size % o.grad_accum:

@@ -43,8 +43,15 @@ def _decode(vae: torch.nn.Module, z: torch.Tensor) -> torch.Tensor:
     return vae.decode(z).sample
 
 
-def _batch(ds: FrameDataset, idx: np.ndarray, rng: np.random.Generator | None) -> torch.Tensor:
-    return torch.stack([ds.item(int(i), rng) for i in idx])
+def _batch(ds: FrameDataset, idx: np.ndarray, rng: np.random.Generator | None, crop: int | None = None) -> torch.Tensor:
+    x = torch.stack([ds.item(int(i), rng) for i in idx])
+    if crop is None or rng is None:
+        return x
+    H, W = x.shape[-2:]
+    if crop > min(H, W):
+        raise ValueError(f"crop {crop} is larger than the {H}x{W} frames")
+    y0, x0 = int(rng.integers(0, H - crop + 1)), int(rng.integers(0, W - crop + 1))
+    return x[..., y0:y0 + crop, x0:x0 + crop]
 
 
 @torch.no_grad()
@@ -140,7 +147,7 @@ def train_vae(cfg: VaeTrainConfig, *, progress: bool = True) -> dict[str, Any]:
     while step < cfg.max_steps:
         if cfg.max_minutes is not None and time.perf_counter() - t0 > 60 * cfg.max_minutes:
             break
-        x = _batch(train_ds, rng.integers(len(train_ds), size=cfg.batch_size), rng)
+        x = _batch(train_ds, rng.integers(len(train_ds), size=cfg.batch_size), rng, cfg.crop)
         post = vae.encode(x).latent_dist
         rec = _decode(vae, post.sample(generator=gen))
         rec_loss = (rec - x).abs().mean()
@@ -151,7 +158,7 @@ def train_vae(cfg: VaeTrainConfig, *, progress: bool = True) -> dict[str, Any]:
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
         opt.step()
         step += 1
-        losses.append(float(rec_loss))
+        losses.append(float(rec_loss.detach()))
         bar.update(1)
         if step % 10 == 0:
             bar.set_postfix(l1=f"{np.mean(losses[-10:]):.4f}")

@@ -165,7 +165,9 @@ def _free_port() -> int:
 def test_accelerate_launch_two_cpu_processes_trains_ddp_with_identical_replicas(tmp_path, tiny_dataset):
     out = tmp_path / "ddp"
     accelerate = Path(sys.executable).with_name("accelerate")
-    cmd = [str(accelerate), "launch", "--num_processes", "2", "--num_machines", "1", "--cpu",
+    # `--multi_gpu` selects accelerate's torch.distributed launcher; with no GPU the two processes run DDP on
+    # CPU over gloo (`--cpu` alone starts a single process unless MPI is configured; see training/README.md).
+    cmd = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
            "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_ip", "127.0.0.1",
            "--main_process_port", str(_free_port()), str(REPO / "training" / "train_stereo4d.py"), "--quiet",
            f"data.root={tiny_dataset}", "data.heldout_episodes=1", "model.height=64", "model.width=80",
@@ -179,7 +181,7 @@ def test_accelerate_launch_two_cpu_processes_trains_ddp_with_identical_replicas(
     assert len(sums) == 2 and sums[0] == sums[1]
     fresh = build_world_model(load_config(TrainConfig, None, [f"data.root={tiny_dataset}", "model.height=64",
                                                               "model.width=80"]))
-    assert sum(float(p.double().sum()) for p in fresh.unet.parameters()) != sums[0]  # it trained
+    assert sum(float(p.detach().double().sum()) for p in fresh.unet.parameters()) != sums[0]  # it trained
 
 
 def test_rgb_only_variant_trains_without_pointmap_loss(tmp_path, train_overrides):
