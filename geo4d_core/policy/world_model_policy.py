@@ -1,0 +1,180 @@
+"""The planning cycle: two RGB-D views + the robot's state -> world-model prediction -> extraction -> Plan.
+
+Frames: camera n is the calibrated reference (extrinsic X_BC_n = camera n in the robot base B); camera m
+needs no calibration (the model predicts its points in n's frame). End-effector poses E are the Panda TCP,
+hand frame G = E moved back by `X_GE`. Units: metres, seconds.
+
+Each cycle registers the hand tracker on the *current* observation of view n, with the robot's current
+end-effector pose (mapped into camera n) as the guess and a hand mask drawn from that pose
+(`project_hand_mask`); tracks it through the h predicted frames of both views; and returns the plan of
+those h steps, `dt` apart, with the plan checks' verdict. `plan_from_frames` is the same thing for any
+future frames (the oracle policy feeds it the true ones).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import numpy as np
+
+from geo4d_core.action.extraction import (
+    ConditionFrame,
+    ExtractionConfig,
+    ExtractionResult,
+    ViewSequence,
+    extract_trajectory,
+)
+from geo4d_core.action.hand import MAX_OPENING, X_GE, HandModel, load_hand_model
+from geo4d_core.action.plan import Plan, PlanLimits, PlanViolation
+from geo4d_core.geometry.pointmap import depth_to_pointmap
+from geo4d_core.geometry.poses import invert_pose
+from geo4d_core.model.world_model import Observation, Prediction, WorldModel
+from geo4d_core.policy.hand_mask import project_hand_mask
+
+__all__ = ["PolicyConfig", "RobotState", "PolicyOutput", "condition_frame", "plan_from_frames",
+           "WorldModelPolicy"]
+
+
+@dataclass
+class PolicyConfig:
+    """Settings of one planning cycle."""
+
+    # Euler sampling steps of the world model per cycle (fewer = faster, coarser).
+    steps: int = 10
+    # Seed of the first cycle's prediction; cycle k uses seed + k (reproducible runs).
+    seed: int = 0
+    # Time between planned poses, seconds (the 10 Hz control rate).
+    dt: float = 0.1
+    # Classifier-free guidance weight (None = the model's default).
+    guidance_scale: float | None = None
+    # Hand tracking, fusion and gripper-state settings.
+    extraction: ExtractionConfig = field(default_factory=ExtractionConfig)
+    # Speed and workspace limits a plan must respect (robot base frame).
+    limits: PlanLimits = field(default_factory=PlanLimits)
+    # Hand-mask pixels must see depth within this distance of the hand model at the robot's pose, metres.
+    mask_depth_tolerance: float = 0.03
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise ValueError(f"PolicyConfig.steps must be >= 1, got {self.steps}")
+        if not self.dt > 0:
+            raise ValueError(f"PolicyConfig.dt must be > 0 seconds, got {self.dt}")
+
+
+@dataclass
+class RobotState:
+    """What the robot knows about itself at the observation time (robot base frame B)."""
+
+    # (A, 4, 4) current end-effector (TCP) poses in B, metres.
+    X_BE: np.ndarray
+    # (A,) current gripper state, True = closed.
+    gripper_closed: np.ndarray
+    # The A arm names, in the order of the arrays.
+    arms: tuple[str, ...] = ("arm",)
+    # Optional (A, 4, 4) TCP poses one control period earlier (seeds the tracker's motion prediction).
+    X_BE_prev: np.ndarray | None = None
+    # Optional (A,) finger openings, metres (for the hand mask; default open or closed from gripper_closed).
+    gripper_width: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self.X_BE = np.asarray(self.X_BE, dtype=np.float64).reshape(-1, 4, 4)
+        self.gripper_closed = np.asarray(self.gripper_closed, dtype=bool).reshape(-1)
+        self.arms = tuple(self.arms)
+        A = len(self.arms)
+        if self.X_BE.shape[0] != A or self.gripper_closed.shape[0] != A:
+            raise ValueError(f"RobotState for arms {self.arms}: X_BE {self.X_BE.shape} and gripper_closed "
+                             f"{self.gripper_closed.shape} must have one entry per arm")
+        if not np.isfinite(self.X_BE).all():
+            raise ValueError("RobotState.X_BE has non-finite entries")
+        if self.X_BE_prev is not None:
+            self.X_BE_prev = np.asarray(self.X_BE_prev, dtype=np.float64).reshape(A, 4, 4)
+
+    def opening(self, a: int) -> float:
+        if self.gripper_width is not None:
+            return float(np.asarray(self.gripper_width).reshape(-1)[a])
+        return 0.0 if self.gripper_closed[a] else MAX_OPENING
+
+
+@dataclass
+class PolicyOutput:
+    """One planning cycle's result."""
+
+    plan: Plan  # the h-step plan, timestamps dt .. h*dt after the observation
+    violations: list[PlanViolation]  # why the plan must not run (empty = accepted)
+    extraction: ExtractionResult  # tracked poses, confidences, gripper state (camera n frame)
+    prediction: Prediction | None  # the world model's forecast (None for plans from true frames)
+    timings: dict[str, float]  # seconds per stage: predict_s, extract_s, total_s
+
+    @property
+    def accepted(self) -> bool:
+        return not self.violations
+
+
+def condition_frame(obs_n: Observation, state: RobotState, X_BC_n: np.ndarray, hand_model: HandModel, *,
+                    depth_tolerance: float = 0.03) -> ConditionFrame:
+    """The frame the tracker registers on: view n's observation with the robot's pose as guess and mask.
+
+    `obs_n` must be at the resolution the views are tracked at (for predictions: `WorldModel.prepare`).
+    """
+    pts, valid = depth_to_pointmap(np.asarray(obs_n.depth, dtype=np.float32), obs_n.K)
+    X_CB = invert_pose(np.asarray(X_BC_n, dtype=np.float64))
+    G_E = invert_pose(X_GE)
+    init, prev, masks, closed = {}, {}, {}, {}
+    for a, arm in enumerate(state.arms):
+        init[arm] = X_CB @ state.X_BE[a] @ G_E
+        if state.X_BE_prev is not None:
+            prev[arm] = X_CB @ state.X_BE_prev[a] @ G_E
+        masks[arm] = project_hand_mask(hand_model, init[arm], obs_n.K, obs_n.depth, opening=state.opening(a),
+                                       depth_tolerance=depth_tolerance)
+        closed[arm] = bool(state.gripper_closed[a])
+    return ConditionFrame(pts, valid, masks, init, prev or None, closed)
+
+
+def plan_from_frames(condition: ConditionFrame, views: Mapping[str, ViewSequence], X_BC_n: np.ndarray,
+                     state: RobotState, config: PolicyConfig, *, hand_model: HandModel | None = None,
+                     trackers: dict | None = None) -> tuple[Plan, list[PlanViolation], ExtractionResult]:
+    """Extraction on future frames (predicted or true) and the checked plan, `config.dt` apart."""
+    result = extract_trajectory(condition, views, config.extraction, hand_model=hand_model, trackers=trackers)
+    T = result.X_CE.shape[0]
+    plan = result.to_plan(config.dt * np.arange(1, T + 1), X_BC_n)
+    return plan, plan.check(config.limits, X_BE_current=state.X_BE), result
+
+
+class WorldModelPolicy:
+    """The world-model policy: `reset()` at the start of an episode, `predict_action(...)` every cycle."""
+
+    def __init__(self, model: WorldModel, X_BC_n: np.ndarray, config: PolicyConfig | None = None, *,
+                 hand_model: HandModel | None = None):
+        self.model = model
+        self.X_BC_n = np.asarray(X_BC_n, dtype=np.float64)
+        if self.X_BC_n.shape != (4, 4) or not np.isfinite(self.X_BC_n).all():
+            raise ValueError(f"X_BC_n (camera n in the robot base) must be a finite (4, 4) pose, got {self.X_BC_n}")
+        self.config = config or PolicyConfig()
+        self.hand_model = hand_model if hand_model is not None else load_hand_model()
+        self._trackers: dict = {}
+        self.cycle = 0
+
+    def reset(self) -> None:
+        """Forget the episode: the next cycle uses the first seed again."""
+        self.cycle = 0
+        self._trackers = {}
+
+    def predict_action(self, obs_n: Observation, obs_m: Observation, state: RobotState) -> PolicyOutput:
+        """Predict the next h frames from both views, extract the end-effector plan, check it."""
+        cfg = self.config
+        t0 = time.perf_counter()
+        pred = self.model.predict(obs_n, obs_m, steps=cfg.steps, seed=cfg.seed + self.cycle,
+                                  guidance_scale=cfg.guidance_scale)
+        t1 = time.perf_counter()
+        prepared_n = self.model.prepare(obs_n, "obs_n")
+        cond = condition_frame(prepared_n, state, self.X_BC_n, self.hand_model,
+                               depth_tolerance=cfg.mask_depth_tolerance)
+        views = {"n": ViewSequence(pred.points_n, pred.valid_n), "m": ViewSequence(pred.points_m_in_n, pred.valid_m)}
+        plan, violations, result = plan_from_frames(cond, views, self.X_BC_n, state, cfg,
+                                                     hand_model=self.hand_model, trackers=self._trackers)
+        t2 = time.perf_counter()
+        self.cycle += 1
+        return PolicyOutput(plan, violations, result, pred,
+                            {"predict_s": t1 - t0, "extract_s": t2 - t1, "total_s": t2 - t0})
