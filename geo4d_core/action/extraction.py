@@ -3,7 +3,9 @@
 Works the same on a world-model `Prediction` and on true future frames of a recorded episode:
 
 1. **Register** each arm's hand on a condition frame of view n (observed RGB-D, the hand's mask from the
-   simulator's labels or SAM2, optionally the robot's current pose as a guess).
+   simulator's labels or SAM2, optionally the robot's current pose as a guess, its pose one step earlier
+   so the first tracked frame is predicted with the hand's current velocity, and the gripper's current
+   open / closed state, kept until the fingers are measured).
 2. **Track** the hand through the future frames of view n and, separately, through view m's frames,
    whose points are already in camera n's frame (predicted directly by the world model, or transformed
    with the extrinsics for true frames), so both trackers report poses in camera n's frame.
@@ -26,6 +28,7 @@ from geo4d_core.action.gripper_state import GripperStateConfig, GripperStateEsti
 from geo4d_core.action.hand import X_GE, HandModel
 from geo4d_core.action.icp_tracker import IcpHandTracker, IcpTrackerConfig
 from geo4d_core.action.tracking import TrackingLostError
+from geo4d_core.geometry.poses import invert_pose
 
 __all__ = ["ExtractionConfig", "ConditionFrame", "ViewSequence", "ExtractionResult", "extract_trajectory",
            "extract_from_prediction"]
@@ -65,6 +68,13 @@ class ConditionFrame:
     valid: np.ndarray  # (H, W) bool
     hand_masks: Mapping[str, np.ndarray]  # arm name -> (H, W) bool mask of that arm's hand body
     X_CG_init: Mapping[str, np.ndarray] | None = None  # arm -> optional pose guess of the hand in camera n
+    # arm -> optional hand pose one step (one frame interval) before the condition frame, in camera n (e.g. the
+    # robot's previous end-effector pose); with X_CG_init it gives the hand's current motion, which seeds
+    # the constant-velocity prediction of the first tracked frame (otherwise that frame starts from rest).
+    X_CG_prev: Mapping[str, np.ndarray] | None = None
+    # arm -> optional current open (False) / closed (True) state of the gripper (e.g. from its finger joint):
+    # the state reported until the fingers are first measured in the tracked frames (default: open).
+    gripper_closed: Mapping[str, bool] | None = None
 
 
 @dataclass
@@ -157,17 +167,24 @@ def extract_trajectory(
         first = trk[(arm, names[0])]
         res = first.register_points(condition.points_C, condition.valid, condition.hand_masks[arm], init)
         reg_score[a] = res.score
+        prev = (condition.X_CG_prev or {}).get(arm)
+        if prev is not None and init is not None:
+            # The guessed motion prev -> init, applied backwards from the registered pose.
+            prev = res.X_CG @ invert_pose(np.asarray(init, dtype=np.float64)) @ np.asarray(prev, dtype=np.float64)
+        else:
+            prev = None
         for v in names:
             t = trk[(arm, v)]
-            if t is not first:
+            if t is not first or prev is not None:
                 # Same hand, same frame C: start every view's tracker from the registered pose.
-                t.set_pose(res.X_CG)
+                t.set_pose(res.X_CG, prev)
     fused_X = np.tile(np.eye(4), (T, A, 1, 1))
     conf = np.zeros((T, A))
     src = np.full((T, A), names[0], dtype="<U1")
     closed = np.zeros((T, A), bool)
     dist = np.full((T, A), np.nan)
-    grippers = [GripperStateEstimator(cfg.gripper) for _ in arms]
+    grippers = [GripperStateEstimator(cfg.gripper, closed=bool((condition.gripper_closed or {}).get(arm, False)))
+                for arm in arms]
     for k in range(T):
         for a, arm in enumerate(arms):
             for v in names:
@@ -186,7 +203,7 @@ def extract_trajectory(
                                    trk[(arm, best)].model)
             d = meas.distance
             dist[k, a] = np.nan if d is None else d
-            closed[k, a] = grippers[a].update(d)
+            closed[k, a] = grippers[a].update_measurement(meas)
         if progress is not None:
             progress(k, T)
     return ExtractionResult(

@@ -12,6 +12,13 @@ where `finger_centroid_offset` is how far outward of its inner face the centroid
 points lies (from the finger geometry, measured on rendered frames). Below delta the gripper counts as
 closed. With `hysteresis` h > 0, an open gripper closes below delta - h and a closed one opens above
 delta + h.
+
+With a hand model the finger points are those near the model's finger surfaces at the opening they support
+best, and that opening itself is an estimate of the finger opening. `GripperStateConfig.rule = "opening"`
+decides open / closed from it (closed below `closed_below_opening`) instead of from the centroid distance:
+the centroid offset depends on which faces of the real finger mesh are visible (measured 9-22 mm on
+simulated episodes), so the centroid test cannot tell a wide grasp (e.g. a 65 mm cereal box) from an open
+gripper, while the best-supported opening can.
 """
 
 from __future__ import annotations
@@ -51,6 +58,9 @@ class GripperStateConfig:
     min_finger_points: int = 4
     # With a hand model: an observed point within this distance of a finger surface is a finger point.
     support_distance: float = 0.004
+    # "centroid": centroid distance vs delta; "opening": the best-supported opening (measurements with a
+    # hand model) vs closed_below_opening, the centroid test where there is no such opening.
+    rule: str = "centroid"
 
     @property
     def delta(self) -> float:
@@ -62,6 +72,8 @@ class GripperStateConfig:
             raise ValueError(f"GripperStateConfig.closed_below_opening must be in (0, {MAX_OPENING}] m")
         if self.hysteresis < 0 or self.margin < 0:
             raise ValueError("GripperStateConfig: hysteresis and margin must be >= 0")
+        if self.rule not in ("centroid", "opening"):
+            raise ValueError(f"GripperStateConfig.rule must be 'centroid' or 'opening', got {self.rule!r}")
 
 
 @dataclass(frozen=True)
@@ -72,6 +84,7 @@ class FingerMeasurement:
     right_G: np.ndarray | None
     num_left: int
     num_right: int
+    opening: float | None = None  # with a hand model: the finger opening best supported by the points, metres
 
     @property
     def distance(self) -> float | None:
@@ -143,7 +156,7 @@ def _measure_with_model(p: np.ndarray, model: HandModel, cfg: GripperStateConfig
         s = p[np.isfinite(d)]
         out.append((s.mean(axis=0) if len(s) >= cfg.min_finger_points else None, len(s)))
     (left, nl), (right, nr) = out
-    return FingerMeasurement(left, right, nl, nr)
+    return FingerMeasurement(left, right, nl, nr, opening)
 
 
 class GripperStateEstimator:
@@ -158,13 +171,22 @@ class GripperStateEstimator:
 
     def update(self, distance: float | None) -> bool:
         """Next state from a centroid distance (metres); an unmeasured step keeps the previous state."""
-        if distance is None or not np.isfinite(distance):
+        return self._update(distance, self.config.delta)
+
+    def update_measurement(self, measurement: FingerMeasurement) -> bool:
+        """Next state from a finger measurement, by `config.rule` (the opening needs both fingers seen)."""
+        if self.config.rule == "opening" and measurement.opening is not None and measurement.distance is not None:
+            return self._update(measurement.opening, self.config.closed_below_opening)
+        return self.update(measurement.distance)
+
+    def _update(self, value: float | None, threshold: float) -> bool:
+        if value is None or not np.isfinite(value):
             return self.closed
-        c = self.config
-        if c.hysteresis == 0:
-            self.closed = distance < c.delta
+        h = self.config.hysteresis
+        if h == 0:
+            self.closed = value < threshold
         elif self.closed:
-            self.closed = not distance > c.delta + c.hysteresis
+            self.closed = not value > threshold + h
         else:
-            self.closed = distance < c.delta - c.hysteresis
+            self.closed = value < threshold - h
         return self.closed

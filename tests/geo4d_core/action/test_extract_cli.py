@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from geo4d_core.cli import main
 from geo4d_core.data.synthetic import SyntheticEpisodeConfig, make_synthetic_episode
 
@@ -23,3 +25,20 @@ def test_extract_eval_writes_one_row_per_setting(tmp_path, capsys):
 def test_extract_eval_reports_missing_episodes(tmp_path, capsys):
     assert main(["extract", "eval", str(tmp_path / "nothing")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_extract_eval_chunk_option(tmp_path, capsys):
+    ep = make_synthetic_episode(SyntheticEpisodeConfig(height=64, width=80, num_frames=5, seed=1))
+    path = ep.write(tmp_path / "ep.zarr", task="Synthetic")
+    out = tmp_path / "eval.json"
+    assert main(["extract", "eval", str(path), "--views", "n", "--chunk", "2", "--out", str(out)]) == 0
+    (row,) = json.loads(out.read_text())
+    assert row["chunk"] == 2 and row["cycles"] == 2 and row["steps"] == 4
+    assert main(["extract", "eval", str(path), "--views", "n", "--out", str(out)]) == 0
+    (row,) = json.loads(out.read_text())
+    assert row["chunk"] is None and row["cycles"] == 1 and row["steps"] == 4
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:  # argparse rejects it
+        main(["extract", "eval", str(path), "--chunk", "0"])
+    assert exc.value.code == 2
+    assert "--chunk" in capsys.readouterr().err

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy.spatial.transform import Rotation
 
 from geo4d_core.action.extraction import ConditionFrame, ExtractionConfig, ViewSequence, extract_trajectory
 from geo4d_core.action.hand import X_GE
+from geo4d_core.action.icp_tracker import IcpHandTracker
 from geo4d_core.action.plan import PlanLimits
 from geo4d_core.geometry.pointmap import transform_points
-from geo4d_core.geometry.poses import invert_pose, rotation_distance, translation_distance
+from geo4d_core.geometry.poses import invert_pose, make_pose, rotation_distance, translation_distance
 
 from geo4d_core.action.render import HAND_LABEL
 from .test_icp_tracker import cameras, trajectory  # noqa: F401 - fixture reuse
@@ -76,3 +78,57 @@ def test_configuration_errors(episode):
         ExtractionConfig(tracker="magic")
     with pytest.raises(ValueError, match="same number of frames"):
         extract_trajectory(cond, {"n": seqs["n"], "m": ViewSequence(seqs["m"].points_C[:3], seqs["m"].valid[:3])})
+
+
+class _RecordingTracker(IcpHandTracker):
+    """IcpHandTracker that records how extraction seeds it."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.seeds = []
+
+    def set_pose(self, X_CG, X_CG_prev=None):
+        self.seeds.append((np.array(X_CG), None if X_CG_prev is None else np.array(X_CG_prev)))
+        super().set_pose(X_CG, X_CG_prev)
+
+
+def test_previous_pose_seeds_the_first_step_with_the_hands_motion(episode, hand_model):
+    cond, seqs, truth = episode
+    short = {v: ViewSequence(s.points_C[:2], s.valid[:2]) for v, s in seqs.items()}
+    init = cond.X_CG_init["arm"]
+    # the guessed motion: 2 cm along the hand's x and 3 degrees about its z, from prev to init
+    D = make_pose(Rotation.from_euler("z", 0.05).as_matrix(), [0.02, 0.0, 0.0])
+    prev = init @ invert_pose(D)
+    with_prev = ConditionFrame(cond.points_C, cond.valid, cond.hand_masks, cond.X_CG_init, {"arm": prev})
+    for condition, expect_prev in [(cond, False), (with_prev, True)]:
+        trk = {("arm", v): _RecordingTracker(model=hand_model) for v in ("n", "m")}
+        res = extract_trajectory(condition, short, ExtractionConfig(), hand_model=hand_model, trackers=trk)
+        assert res.X_CE.shape == (2, 1, 4, 4)
+        seeds_m = trk[("arm", "m")].seeds
+        assert len(seeds_m) == 1  # view m's tracker starts from the registered pose
+        X_reg, X_prev = seeds_m[0]
+        if not expect_prev:
+            assert X_prev is None and trk[("arm", "n")].seeds == []
+            continue
+        # both trackers get the same seed; the motion prev -> registered pose is the guessed motion D
+        (X_reg_n, X_prev_n), = trk[("arm", "n")].seeds
+        assert np.allclose(X_reg_n, X_reg) and np.allclose(X_prev_n, X_prev)
+        assert np.allclose(invert_pose(X_prev) @ X_reg, D, atol=1e-9)
+        assert translation_distance(X_reg, init) < 0.003
+
+
+def test_current_gripper_state_holds_until_the_fingers_are_measured(episode, hand_model):
+    cond, seqs, _ = episode
+    H, W = cond.valid.shape
+    empty = {"n": ViewSequence(np.zeros((3, H, W, 3), np.float32), np.zeros((3, H, W), bool))}  # nothing seen
+    cfg = ExtractionConfig(views=("n",))
+    for closed in (None, False, True):
+        c = ConditionFrame(cond.points_C, cond.valid, cond.hand_masks, cond.X_CG_init,
+                           gripper_closed=None if closed is None else {"arm": closed})
+        res = extract_trajectory(c, empty, cfg, hand_model=hand_model)
+        assert np.isnan(res.finger_distance).all() and np.all(res.confidence == 0)
+        assert list(res.gripper_closed[:, 0]) == [bool(closed)] * 3
+    # measured fingers override it: the episode's first 8 steps are open
+    c = ConditionFrame(cond.points_C, cond.valid, cond.hand_masks, cond.X_CG_init, gripper_closed={"arm": True})
+    short = {"n": ViewSequence(seqs["n"].points_C[:3], seqs["n"].valid[:3])}
+    assert not extract_trajectory(c, short, cfg, hand_model=hand_model).gripper_closed.any()

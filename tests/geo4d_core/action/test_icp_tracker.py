@@ -146,3 +146,34 @@ def test_finger_points_from_the_model_ignore_a_grasped_rod(hand_scene, hand_mode
     assert measure_fingers(pts, valid, X, cfg).distance > cfg.delta  # the naive rule is fooled
     pts, valid, _ = hand_scene.render(X, 0.08)
     assert measure_fingers(pts, valid, X, cfg, hand_model).distance > cfg.delta
+
+
+def test_opening_rule_decides_from_the_best_supported_opening():
+    from geo4d_core.action.gripper_state import FingerMeasurement
+
+    wide_grasp = FingerMeasurement(np.zeros(3), np.array([0.0, 0.1, 0.0]), 20, 20, opening=0.064)
+    assert wide_grasp.distance > GripperStateConfig().delta  # the centroid test reads it open
+    assert GripperStateEstimator(GripperStateConfig()).update_measurement(wide_grasp) is False
+    est = GripperStateEstimator(GripperStateConfig(rule="opening"))
+    assert est.update_measurement(wide_grasp) is True
+    # one finger unseen: no measurement, the state is kept (even though an opening was estimated)
+    assert est.update_measurement(FingerMeasurement(None, np.zeros(3), 0, 20, opening=0.08)) is True
+    # no opening (measured without a hand model): the centroid test decides
+    assert est.update_measurement(FingerMeasurement(np.zeros(3), np.array([0.0, 0.1, 0.0]), 20, 20)) is False
+    hyst = GripperStateEstimator(GripperStateConfig(rule="opening", hysteresis=0.004), closed=True)
+    meas = lambda w: FingerMeasurement(np.zeros(3), np.array([0.0, 0.1, 0.0]), 20, 20, opening=w)  # noqa: E731
+    assert hyst.update_measurement(meas(0.072)) is True  # inside the band around 0.07: stays closed
+    assert hyst.update_measurement(meas(0.076)) is False
+    with pytest.raises(ValueError, match="rule"):
+        GripperStateConfig(rule="magic")
+
+
+def test_measured_opening_follows_the_finger_surfaces(hand_model):
+    cfg = GripperStateConfig(rule="opening")
+    for opening in (0.01, 0.064, 0.08):
+        left, right = hand_model.finger_points(opening)
+        pts = np.concatenate([left, right])  # observed points in G (X_CG = identity)
+        meas = measure_fingers(pts, np.ones(len(pts), bool), np.eye(4), cfg, hand_model)
+        assert meas.opening == pytest.approx(opening, abs=0.0021)
+        est = GripperStateEstimator(cfg, closed=opening >= 0.07)  # start from the wrong state
+        assert est.update_measurement(meas) is (opening < cfg.closed_below_opening)
