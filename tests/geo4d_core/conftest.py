@@ -1,11 +1,11 @@
-"""Fixtures of the policy tests: the ray-cast hand scene and the hand model (as in the action tests)."""
+"""Fixtures shared by the action-extraction and policy tests: the ray-cast hand scene and the hand model."""
 
 from __future__ import annotations
 
 import pytest
 
 from geo4d_core.action.hand import default_hand_mesh, load_hand_model
-from geo4d_core.action.render import HAND_LABEL, LEFT_LABEL, RIGHT_LABEL, HandScene, camera_looking_at
+from geo4d_core.action.render import HandScene
 
 
 @pytest.fixture(scope="session")
@@ -22,4 +22,3 @@ def hand_model():
     return load_hand_model()
 
 
-__all__ = ["HandScene", "camera_looking_at", "HAND_LABEL", "LEFT_LABEL", "RIGHT_LABEL"]
