@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-__all__ = ["CHECKPOINT_PATTERN", "save_checkpoint", "latest_checkpoint", "list_checkpoints", "resolve_resume"]
+__all__ = ["CHECKPOINT_PATTERN", "write_directory_atomically", "save_checkpoint", "latest_checkpoint", "list_checkpoints", "resolve_resume"]
 
 CHECKPOINT_PATTERN = re.compile(r"^step_(\d{7})$")
 STATE_FILE = "trainer_state.json"
@@ -35,6 +35,23 @@ def latest_checkpoint(checkpoints_dir: str | Path) -> Path | None:
     return ckpts[-1] if ckpts else None
 
 
+def write_directory_atomically(final: str | Path, write: Callable[[Path], None]) -> Path:
+    """Fill a temporary sibling folder with `write(tmp)`, then replace `final` with it (nothing half-written
+    is ever visible under `final`; on any error the temporary folder is removed and `final` is untouched)."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    try:
+        write(tmp)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
 def save_checkpoint(checkpoints_dir: str | Path, step: int, write: Callable[[Path], None], state: dict,
                     keep: int = 2) -> Path:
     """Write a checkpoint atomically: `write(tmp_dir)` fills it, then trainer_state.json, then rename.
@@ -42,18 +59,12 @@ def save_checkpoint(checkpoints_dir: str | Path, step: int, write: Callable[[Pat
     Older checkpoints beyond `keep` are deleted after the new one is in place.
     """
     d = Path(checkpoints_dir)
-    d.mkdir(parents=True, exist_ok=True)
-    final = d / f"step_{step:07d}"
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=d))
-    try:
+
+    def fill(tmp: Path) -> None:
         write(tmp)
         (tmp / STATE_FILE).write_text(json.dumps({**state, "step": step}, indent=1))
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+
+    final = write_directory_atomically(d / f"step_{step:07d}", fill)
     for old in list_checkpoints(d)[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final

@@ -17,9 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -31,6 +28,7 @@ from tqdm.auto import tqdm
 
 from geo4d_core.metrics.image import psnr
 from geo4d_core.model.vae import LatentCodec, PointmapCodecConfig, build_vae, load_vae, pointmap_vae_from_rgb
+from training.checkpointing import write_directory_atomically
 from training.config import VaeTrainConfig, config_to_dict
 from training.data import FrameDataset, split_episodes
 
@@ -101,19 +99,6 @@ def evaluate_vae(vae: torch.nn.Module, ds: FrameDataset, frames: int, codec: Poi
     }
 
 
-def _save_atomic(vae: torch.nn.Module, directory: Path) -> None:
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
-    try:
-        vae.save_pretrained(tmp)
-        if directory.exists():
-            shutil.rmtree(directory)
-        os.replace(tmp, directory)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
 def train_vae(cfg: VaeTrainConfig, *, progress: bool = True) -> dict[str, Any]:
     """Train / fine-tune one VAE as configured; saves `<output_dir>/<modality>_vae` and returns the metrics."""
     if cfg.threads:
@@ -169,7 +154,7 @@ def train_vae(cfg: VaeTrainConfig, *, progress: bool = True) -> dict[str, Any]:
     vae.register_to_config(scaling_factor=latent_scaling_factor(vae, train_ds, seed=cfg.seed))
     after = evaluate_vae(vae, eval_ds, cfg.eval_frames, codec)
     out = Path(cfg.output_dir) / f"{cfg.modality}_vae"
-    _save_atomic(vae, out)
+    write_directory_atomically(out, vae.save_pretrained)
     metrics = {
         "modality": cfg.modality,
         "steps": step,
