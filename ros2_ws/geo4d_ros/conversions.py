@@ -210,15 +210,15 @@ def rgb_to_image(
     if height == 0 or width == 0:
         raise ConversionError(f"empty image (height={height}, width={width})")
     pixels = rgb[..., ::-1] if encoding == "bgr8" else rgb
-    return Image(
-        header=_header(stamp, frame_id),
-        height=height,
-        width=width,
-        encoding=encoding,
-        is_bigendian=0,
-        step=width * 3,
-        data=_byte_array(pixels),
-    )
+    return _image(pixels, encoding, stamp, frame_id)
+
+
+def _image(pixels: np.ndarray, encoding: str, stamp: StampLike, frame_id: str) -> Image:
+    """(H, W[, C]) little-endian pixels -> a densely packed Image (step = width * bytes per pixel)."""
+    height, width = pixels.shape[:2]
+    return Image(header=_header(stamp, frame_id), height=height, width=width, encoding=encoding,
+                 is_bigendian=0, step=width * pixels.itemsize * (pixels.shape[2] if pixels.ndim == 3 else 1),
+                 data=_byte_array(pixels))
 
 
 def depth_to_image(
@@ -264,15 +264,7 @@ def depth_to_image(
         pixels = mm.astype("<u2")
     else:
         pixels = np.where(valid, depth, np.nan).astype("<f4")
-    return Image(
-        header=_header(stamp, frame_id),
-        height=height,
-        width=width,
-        encoding=encoding,
-        is_bigendian=0,
-        step=width * pixels.itemsize,
-        data=_byte_array(pixels),
-    )
+    return _image(pixels, encoding, stamp, frame_id)
 
 
 # ---------------------------------------------------------------------------------------- camera info
