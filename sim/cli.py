@@ -36,6 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     gen.add_argument("--workers", type=int, default=1, help="parallel processes (default: %(default)s)")
     gen.add_argument("--shard", type=_shard, default=(0, 1), help="k/n: generate episodes i with i %% n == k")
     gen.add_argument("--max-attempts", type=int, default=5, help="demonstrations tried per episode")
+    gen.add_argument("--attempt-timeout", type=float, default=1800.0,
+                     help="seconds before a stuck attempt is killed and retried; 0 = never (default: %(default)s)")
     gen.set_defaults(func=_generate)
 
     exp = sub.add_parser("expert", help="run scripted demonstrations (physics only) and report the success rate")
@@ -62,7 +64,8 @@ def _generate(args: argparse.Namespace) -> int:
         raise CommandError(f"unknown task {args.task!r}; known tasks: {', '.join(task_names())}")
     cfg = GenerateConfig(task=args.task, out=args.out, episodes=args.episodes, seed=args.seed, cameras=args.cameras,
                          test_cameras=args.test_cameras, height=args.height, width=args.width, workers=args.workers,
-                         shard=args.shard, max_attempts=args.max_attempts)
+                         shard=args.shard, max_attempts=args.max_attempts,
+                         attempt_timeout=args.attempt_timeout)
     reports = generate_dataset(cfg)
     counts = {s: sum(r.status == s for r in reports) for s in ("done", "skipped", "failed")}
     print(f"{args.task}: {counts['done']} generated, {counts['skipped']} already complete, "

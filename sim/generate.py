@@ -8,7 +8,11 @@ Episode `i` of a dataset lives in `OUT/episode_{i:06d}.zarr`. Generation is
   running the same command with k = 0..n-1 into the same (shared) folder or into folders merged later;
 - robust to failed demonstrations: a demonstration whose success predicate fails is discarded (never
   stored) and retried with the next attempt seed, up to `max_attempts`; every failure is appended to
-  `OUT/failures.jsonl`.
+  `OUT/failures.jsonl`;
+- robust to hangs: each attempt runs in its own process and is killed after `attempt_timeout` seconds
+  (counted as a failed attempt, reason "timed out"). Drake's VTK renderer on Mesa EGL has been seen to
+  hang forever on one particular frame (PutSpatulaOnTable dataset seed 0, episode 1, attempt 0: one
+  camera's colour image 2.6 s into the plan), so a stuck attempt must not stall the dataset.
 
 Seeds: attempt a of episode i of a dataset with seed S uses the seed sequence (S, i, a); object
 placement and the 16 cameras are drawn from independent streams of it, so episodes are reproducible
@@ -19,7 +23,10 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
+import queue as queue_module
+import shutil
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -27,6 +34,7 @@ import numpy as np
 from tqdm import tqdm
 
 from geo4d_core.data import EpisodeError, EpisodeReader, EpisodeWriter
+from geo4d_core.data.episode import PARTIAL_SUFFIX
 from geo4d_core.data.cameras import sample_cameras
 
 DEFAULT_CAMERAS = 16  # cameras per episode (paper appendix)
@@ -49,6 +57,7 @@ class GenerateConfig:
     workers: int = 1  # parallel worker processes
     shard: tuple[int, int] = (0, 1)  # (k, n): this run generates the episodes with index % n == k
     max_attempts: int = 5  # demonstrations tried per episode before giving up on it
+    attempt_timeout: float = 1800.0  # seconds one attempt may take before it is killed and retried (<= 0: none)
 
 
 @dataclass
@@ -86,46 +95,87 @@ def is_complete(path: Path) -> bool:
 
 
 def generate_episode(cfg: GenerateConfig, index: int) -> EpisodeReport:
-    """Generate episode `index` (retrying failed demonstrations), unless it is already complete."""
+    """Generate episode `index` (retrying failed or stuck demonstrations), unless it is already complete."""
+    path = episode_path(cfg.out, index)
+    if is_complete(path):
+        return EpisodeReport(index, "skipped", 0, str(path), 0.0)
+    start = time.perf_counter()
+    reason = ""
+    for attempt in range(cfg.max_attempts):
+        seed, _ = episode_seeds(cfg.seed, index, attempt)
+        success, reason = _run_attempt_with_timeout(cfg, index, attempt)
+        if success:
+            return EpisodeReport(index, "done", attempt + 1, str(path), time.perf_counter() - start)
+        _log_failure(cfg.out, {"task": cfg.task, "index": index, "attempt": attempt, "seed": seed, "reason": reason})
+    return EpisodeReport(index, "failed", cfg.max_attempts, str(path), time.perf_counter() - start, reason)
+
+
+def run_attempt(cfg: GenerateConfig, index: int, attempt: int) -> tuple[bool, str]:
+    """One demonstration of episode `index`, recorded to its folder when it succeeds: (success, reason).
+
+    A failed demonstration leaves nothing behind (its `.partial` folder is removed)."""
     from sim.expert import run_demonstration
     from sim.tasks import make_task
 
     path = episode_path(cfg.out, index)
-    if is_complete(path):
-        return EpisodeReport(index, "skipped", 0, str(path), 0.0)
-    task = make_task(cfg.task)
-    start = time.perf_counter()
-    reason = ""
-    for attempt in range(cfg.max_attempts):
-        seed, camera_rng = episode_seeds(cfg.seed, index, attempt)
-        cameras = sample_cameras(camera_rng, cfg.cameras, height=cfg.height, width=cfg.width,
-                                 num_test=cfg.test_cameras)
-        state: dict[str, EpisodeWriter] = {}
+    seed, camera_rng = episode_seeds(cfg.seed, index, attempt)
+    cameras = sample_cameras(camera_rng, cfg.cameras, height=cfg.height, width=cfg.width, num_test=cfg.test_cameras)
+    state: dict[str, EpisodeWriter] = {}
 
-        def on_start(station, seed=seed, attempt=attempt, cameras=cameras, state=state):
-            state["writer"] = EpisodeWriter(
-                path, task=cfg.task, seed=seed, cameras=cameras, num_arms=len(station.arms), fps=cfg.fps,
-                label_parts=station.label_parts, overwrite=True,
-                extra={"dataset_seed": cfg.seed, "index": index, "attempt": attempt,
-                       "arms": [arm.name for arm in station.arms]})
+    def on_start(station):
+        state["writer"] = EpisodeWriter(
+            path, task=cfg.task, seed=seed, cameras=cameras, num_arms=len(station.arms), fps=cfg.fps,
+            label_parts=station.label_parts, overwrite=True,
+            extra={"dataset_seed": cfg.seed, "index": index, "attempt": attempt,
+                   "arms": [arm.name for arm in station.arms]})
 
-        def on_step(step, state=state):
-            state["writer"].append(step.t, step.X_WE, step.gripper_width, step.frames)
+    def on_step(step):
+        state["writer"].append(step.t, step.X_WE, step.gripper_width, step.frames)
 
-        try:
-            result = run_demonstration(task, seed, cameras=cameras, fps=cfg.fps, on_start=on_start, on_step=on_step)
-        except BaseException:
-            if "writer" in state:
-                state["writer"].abort()
-            raise
-        if result.outcome.success:
-            state["writer"].close(success=True)
-            return EpisodeReport(index, "done", attempt + 1, str(path), time.perf_counter() - start)
+    try:
+        result = run_demonstration(make_task(cfg.task), seed, cameras=cameras, fps=cfg.fps, on_start=on_start,
+                                   on_step=on_step)
+    except BaseException:
         if "writer" in state:
             state["writer"].abort()
-        reason = result.outcome.reason
-        _log_failure(cfg.out, {"task": cfg.task, "index": index, "attempt": attempt, "seed": seed, "reason": reason})
-    return EpisodeReport(index, "failed", cfg.max_attempts, str(path), time.perf_counter() - start, reason)
+        raise
+    if result.outcome.success:
+        state["writer"].close(success=True)
+        return True, result.outcome.reason
+    if "writer" in state:
+        state["writer"].abort()
+    return False, result.outcome.reason
+
+
+def _attempt_child(cfg: GenerateConfig, index: int, attempt: int, results) -> None:
+    try:
+        results.put(run_attempt(cfg, index, attempt))
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent as a failed attempt
+        results.put((False, f"crashed: {type(exc).__name__}: {exc}"))
+
+
+def _run_attempt_with_timeout(cfg: GenerateConfig, index: int, attempt: int) -> tuple[bool, str]:
+    """`run_attempt` in a fresh process, killed after `cfg.attempt_timeout` seconds (then its partial
+    episode folder is removed)."""
+    if cfg.attempt_timeout <= 0:
+        return run_attempt(cfg, index, attempt)
+    ctx = mp.get_context("spawn")  # fresh interpreter: Drake and VTK do not survive fork
+    results = ctx.Queue()
+    child = ctx.Process(target=_attempt_child, args=(cfg, index, attempt, results), daemon=False)
+    child.start()
+    try:
+        return results.get(timeout=cfg.attempt_timeout)
+    except queue_module.Empty:
+        child.kill()
+        partial = episode_path(cfg.out, index).with_name(episode_path(cfg.out, index).name + PARTIAL_SUFFIX)
+        child.join()
+        shutil.rmtree(partial, ignore_errors=True)
+        return False, f"timed out after {cfg.attempt_timeout:g} s (killed)"
+    finally:
+        child.join(timeout=60)
+        if child.is_alive():
+            child.kill()
+            child.join()
 
 
 def _log_failure(out: Path, record: dict) -> None:
@@ -165,9 +215,9 @@ def generate_dataset(cfg: GenerateConfig, *, progress: bool = True) -> list[Epis
     if cfg.workers <= 1 or len(todo) <= 1:
         results = (generate_episode(cfg, i) for i in todo)
         pool = None
-    else:  # fresh interpreters: Drake and VTK do not survive fork
-        pool = mp.get_context("spawn").Pool(min(cfg.workers, len(todo)))
-        results = pool.imap_unordered(_worker, [(cfg, i) for i in todo])
+    else:  # fresh interpreters (Drake and VTK do not survive fork); non-daemonic, so attempts can be children
+        pool = ProcessPoolExecutor(min(cfg.workers, len(todo)), mp_context=mp.get_context("spawn"))
+        results = (f.result() for f in as_completed([pool.submit(_worker, (cfg, i)) for i in todo]))
     try:
         for report in results:
             reports.append(report)
@@ -177,5 +227,5 @@ def generate_dataset(cfg: GenerateConfig, *, progress: bool = True) -> list[Epis
     finally:
         bar.close()
         if pool is not None:
-            pool.terminate()
+            pool.shutdown(wait=False, cancel_futures=True)
     return sorted(reports, key=lambda r: r.index)

@@ -81,3 +81,17 @@ def test_generate_with_worker_processes_and_shards(tmp_path):
     for i in (1, 3):  # each episode carries the seed of the attempt that succeeded
         meta = EpisodeReader(episode_path(tmp_path, i)).metadata
         assert meta.success and meta.seed == episode_seeds(0, i, meta.extra["attempt"])[0]
+
+
+def test_a_stuck_attempt_is_killed_retried_and_leaves_nothing_behind(tmp_path):
+    # A timeout far shorter than one demonstration stands in for a renderer that hangs: every attempt is
+    # killed, logged and retried, and no partial episode folder survives.
+    cfg = GenerateConfig(task="PutSpatulaOnTable", out=tmp_path, episodes=1, cameras=2, test_cameras=1,
+                         height=32, width=40, max_attempts=2, attempt_timeout=1.0)
+    reports = generate_dataset(cfg, progress=False)
+    assert [r.status for r in reports] == ["failed"] and reports[0].attempts == 2
+    assert "timed out after 1 s" in reports[0].reason
+    failures = [json.loads(line) for line in (tmp_path / "failures.jsonl").read_text().splitlines()]
+    assert [f["attempt"] for f in failures] == [0, 1]
+    assert all("timed out" in f["reason"] for f in failures)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dataset.json", "failures.jsonl"]
