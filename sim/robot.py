@@ -1,0 +1,368 @@
+"""`SimRobot`: the simulated world of one closed-loop trial, observed and commanded plan by plan.
+
+    robot = SimRobot(SimRobotConfig(task="PutSpatulaOnTable", seed=3))
+    while not robot.timed_out:
+        obs = robot.observe()                      # two RGB-D views + the robot's state
+        plan = policy(obs)                         # a geo4d_core Plan, poses in the robot base frame B
+        robot.execute(plan)                        # install it and simulate its steps (10 Hz)
+    robot.outcome()                                # the task's success predicate
+
+Frames. The robot base frame B of the plans is the world frame W (the table-centre frame, +z up,
+metres): in simulation the plans are expressed in W, so camera n's extrinsic `X_BC_n` is its `X_WC`
+and the measured TCP poses `X_BE` are `X_WE` (`sim.expert.measured_state`). Each Panda's own link-0
+pose (`Station.arms[i].X_WB`) is a different frame that only the kinematics use.
+
+Cameras. Like the dataset (`sim.generate`), a pool of `camera_pool` cameras is sampled with
+`geo4d_core.data.cameras.sample_cameras`, of which the last `test_cameras` are held-out "test" views; the
+trial's pair (n, m) is two distinct test cameras drawn at random, renamed "n" and "m".
+
+Seeding. `np.random.SeedSequence([config.seed, 7]).spawn(2)` gives two independent streams: the first's
+32-bit state seeds the object placement (`task.randomize(..., np.random.default_rng(placement_seed))`),
+the second drives the camera pool and the pair. The salt 7 keeps trial seeds apart from the dataset's
+episode seeds (`sim.generate.episode_seeds` uses three-entry sequences).
+
+Time. Trial time 0 (`time`, `SimObservation.t`) is the end of the `SETTLE_S` seconds in which the
+objects settle, with the arms at HOME and the hands open. Observations and plans run at `fps`.
+
+Oracle. The scripted expert's plan (`task.plan`, exactly as `sim.expert`) is computed from the settled
+state (a snapshot of the context at trial time 0, planned on first use because IK planning takes
+seconds) as one `ArmTrajectory` per arm on the trial clock. `true_future` shows what the cameras would
+see if the expert's trajectories ran from the current state for the next steps, on a second simulator
+over a copy of the trial's state; the trial itself is left exactly as it was. `run_expert_step` runs the
+same trajectories on the trial (the `scripted` policy).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time as _time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import numpy as np
+from pydrake.systems.analysis import Simulator
+
+from geo4d_core.action.plan import Plan
+from geo4d_core.data import CameraSpec
+from geo4d_core.data.cameras import sample_cameras
+from geo4d_core.geometry import invert_pose
+from geo4d_core.model.world_model import Observation
+from geo4d_core.policy import RobotState
+from sim.control import ArmTrajectory, PlanningError, plan_arm_trajectory
+from sim.execution import PlanExecutor, install
+from sim.expert import SETTLE_S, measured_state
+from sim.scene import HOME_Q, MAX_FINGER_WIDTH, SceneConfig, Station, build_station
+from sim.tasks import make_task
+from sim.tasks.base import DemoPlan, Outcome, Task
+
+__all__ = ["GRIPPER_CLOSED_BELOW", "SimObservation", "SimRobot", "SimRobotConfig", "sample_camera_pair", "trial_seeds"]
+
+# A measured finger opening below this counts as closed, metres. A fully open hand measures 0.080; closing
+# on the task objects stops the fingers at the object (spatula handle 0.012, apple 0.064, cereal box 0.066),
+# and an empty closed hand at 0. Matches `GripperStateConfig.closed_below_opening` of action extraction.
+GRIPPER_CLOSED_BELOW = 0.07
+
+
+@dataclass
+class SimRobotConfig:
+    """One closed-loop trial's simulated world."""
+
+    task: str  # task name (sim.tasks.task_names())
+    seed: int = 0  # trial seed: object placement and camera pair
+    height: int = 128  # rendered image height, pixels
+    width: int = 160  # rendered image width, pixels
+    fps: float = 10.0  # observation/control rate, Hz
+    max_seconds: float = 30.0  # trial time limit, simulated seconds
+    camera_pool: int = 16  # cameras sampled like the dataset (geo4d_core.data.cameras.sample_cameras) ...
+    test_cameras: int = 4  # ... of which the last ones are "test"; the pair (n, m) is drawn from the test ones
+    scene: SceneConfig = field(default_factory=SceneConfig)  # physics and control settings of the station
+
+    def __post_init__(self) -> None:
+        if isinstance(self.scene, Mapping):
+            self.scene = SceneConfig(**dict(self.scene))
+        for name in ("height", "width", "camera_pool", "test_cameras"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
+                raise ValueError(f"SimRobotConfig.{name} must be a positive int, got {value!r}")
+        if not 2 <= self.test_cameras <= self.camera_pool:
+            raise ValueError(f"SimRobotConfig: need 2 <= test_cameras <= camera_pool to draw the pair (n, m), "
+                             f"got test_cameras={self.test_cameras}, camera_pool={self.camera_pool}")
+        for name in ("fps", "max_seconds"):
+            value = float(getattr(self, name))
+            if not (np.isfinite(value) and value > 0):
+                raise ValueError(f"SimRobotConfig.{name} must be finite and > 0, got {value!r}")
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "SimRobotConfig":
+        """Build from a mapping (e.g. parsed YAML); unknown keys are an error."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"SimRobotConfig: unknown keys {unknown}; expected a subset of {sorted(known)}")
+        return cls(**dict(d))
+
+
+@dataclass
+class SimObservation:
+    """What the robot sees and knows at one control step."""
+
+    obs_n: Observation  # camera n: rgb (H, W, 3) uint8, depth (H, W) float32 metres (0 = invalid), K (3, 3)
+    obs_m: Observation  # camera m, same fields
+    labels_n: np.ndarray  # (H, W) int32 render labels of camera n (Station.label_parts names them)
+    labels_m: np.ndarray  # (H, W) int32 render labels of camera m
+    state: RobotState  # measured TCP poses X_BE (B = W), gripper state and openings of the arms
+    t: float  # trial time, seconds since the end of settling
+
+
+def trial_seeds(seed: int) -> tuple[int, np.random.Generator]:
+    """(object-placement seed, camera rng) of trial `seed`: independent streams of SeedSequence([seed, 7])."""
+    placement, cameras = np.random.SeedSequence([int(seed), 7]).spawn(2)
+    return int(placement.generate_state(1)[0]), np.random.default_rng(cameras)
+
+
+def sample_camera_pair(config: SimRobotConfig) -> tuple[CameraSpec, CameraSpec]:
+    """The trial's (camera n, camera m): `config.camera_pool` cameras sampled like the dataset from the
+    trial's camera stream (`trial_seeds`), then two distinct ones of the last `config.test_cameras`
+    ("test" split), in random order. The specs keep their pool names (cam12, ...)."""
+    rng = trial_seeds(config.seed)[1]
+    pool = sample_cameras(rng, config.camera_pool, height=config.height, width=config.width,
+                          num_test=config.test_cameras)
+    test = [c for c in pool if c.split == "test"]
+    i, j = rng.choice(len(test), size=2, replace=False)
+    return test[int(i)], test[int(j)]
+
+
+class SimRobot:
+    """The simulated world of one closed-loop trial (see the module docstring for frames and clocks)."""
+
+    def __init__(self, config: SimRobotConfig, *, cameras: tuple[CameraSpec, CameraSpec] | None = None):
+        """Build the station, place the objects and let them settle.
+
+        Args:
+            config: the trial.
+            cameras: (camera n, camera m) to use instead of the sampled pair (renamed "n" and "m").
+        """
+        self.config = config
+        self.timings: dict[str, float] = {"build": 0.0, "simulate": 0.0, "render": 0.0, "plan": 0.0}
+        start = _time.perf_counter()
+        self._task = make_task(config.task)
+        self.placement_seed = trial_seeds(config.seed)[0]
+        cameras = sample_camera_pair(config) if cameras is None else tuple(cameras)
+        if len(cameras) != 2 or not all(isinstance(c, CameraSpec) for c in cameras):
+            raise ValueError(f"cameras must be a pair (camera n, camera m) of CameraSpecs, got {cameras!r}")
+        self.camera_sources = (cameras[0].name, cameras[1].name)  # names the pair had in the sampled pool
+        self._cameras = (dataclasses.replace(cameras[0], name="n"), dataclasses.replace(cameras[1], name="m"))
+
+        self._station = build_station(self._task, list(self._cameras), config.scene)
+        self._simulator = Simulator(self._station.diagram)
+        self._context = self._simulator.get_mutable_context()
+        plant = self._station.plant
+        self._plant_context = plant.GetMyMutableContextFromRoot(self._context)
+        for arm in self._station.arms:
+            plant.SetPositions(self._plant_context, arm.instance, np.concatenate([HOME_Q, [MAX_FINGER_WIDTH / 2] * 2]))
+        self._task.randomize(self._station, self._plant_context, np.random.default_rng(self.placement_seed))
+        self._simulator.Initialize()
+        self.timings["build"] += _time.perf_counter() - start
+        self._advance_to(SETTLE_S)
+        self._t0 = self._context.get_time()
+        self._settled = self._context.Clone()  # the expert plans from here, on first use
+
+        self.X_WB = np.eye(4)  # the plans' base frame B in the world: B = W in simulation
+        self.executor = PlanExecutor(self._station)
+        self._commands: dict[str, Callable | None] = {arm.name: None for arm in self._station.arms}
+        self._X_BE_prev: np.ndarray | None = None
+        self._expert: tuple[DemoPlan, dict[str, ArmTrajectory]] | None = None
+        self._oracle: tuple[Simulator, Any] | None = None
+
+    # ------------------------------------------------------------------------------------ properties
+
+    @property
+    def task(self) -> Task:
+        """The task."""
+        return self._task
+
+    @property
+    def station(self) -> Station:
+        """The Drake station (diagram, plant, arms, sensors)."""
+        return self._station
+
+    @property
+    def context(self):
+        """The root diagram context of the trial (read it; advance only through this class)."""
+        return self._context
+
+    @property
+    def plant_context(self):
+        """The plant's context of the trial."""
+        return self._plant_context
+
+    @property
+    def arms(self) -> tuple[str, ...]:
+        """The arm names, in the order of every per-arm array."""
+        return tuple(arm.name for arm in self._station.arms)
+
+    @property
+    def cameras(self) -> tuple[CameraSpec, CameraSpec]:
+        """(camera n, camera m) specs, named "n" and "m"; X_WC in the world."""
+        return self._cameras
+
+    @property
+    def X_BC_n(self) -> np.ndarray:
+        """(4, 4) camera n in the robot base frame B (= W here), metres."""
+        return invert_pose(self.X_WB) @ self._cameras[0].X_WC
+
+    @property
+    def time(self) -> float:
+        """Trial time, seconds since the end of settling."""
+        return self._context.get_time() - self._t0
+
+    @property
+    def timed_out(self) -> bool:
+        """The trial time reached `config.max_seconds`."""
+        return self.time >= self.config.max_seconds - 1e-9
+
+    # -------------------------------------------------------------------------------- observe / act
+
+    def observe(self) -> SimObservation:
+        """Render both cameras and measure the robot now (X_BE_prev: the previous observe()'s poses)."""
+        obs = self._observe(self._context, self._X_BE_prev)
+        self._X_BE_prev = obs.state.X_BE
+        return obs
+
+    def execute(self, plan: Plan, steps: int | None = None) -> None:
+        """Install `plan` from now (its timestamps count from the current time) and simulate `steps`
+        control periods (default: one per plan step). Raises PlanningError (a safety stop: nothing is
+        installed, no time passes) when an arm cannot follow the plan."""
+        steps = len(plan.timestamps) if steps is None else self._check_steps(steps)
+        start = _time.perf_counter()
+        try:
+            trajectories = self.executor.trajectories(plan, context=self._context, X_WB=self.X_WB)
+        finally:
+            self.timings["plan"] += _time.perf_counter() - start
+        self._commands.update(install(self._station, trajectories, self._context, t0=self._context.get_time()))
+        self._advance_to(self._context.get_time() + steps / self.config.fps)
+
+    def hold(self, seconds: float) -> None:
+        """Simulate `seconds` without a new plan (every arm keeps its last command)."""
+        if not seconds >= 0:
+            raise ValueError(f"hold: seconds must be >= 0, got {seconds}")
+        self._advance_to(self._context.get_time() + float(seconds))
+
+    def outcome(self) -> Outcome:
+        """The task's success predicate on the current state."""
+        return self._task.success(self._station, self._plant_context)
+
+    # ------------------------------------------------------------------------------------- expert
+
+    @property
+    def expert_plan(self) -> DemoPlan:
+        """The scripted expert's plan from the settled state (waypoint times on the trial clock)."""
+        return self._expert_cache()[0]
+
+    @property
+    def expert_trajectories(self) -> dict[str, ArmTrajectory]:
+        """Arm name -> the expert's joint trajectory, trajectory time = trial time (raises PlanningError
+        when the expert cannot plan this placement)."""
+        return self._expert_cache()[1]
+
+    @property
+    def expert_duration(self) -> float:
+        """Seconds the expert's demonstration takes (its last waypoint plus settling)."""
+        return float(self.expert_plan.duration)
+
+    def run_expert_step(self, steps: int = 1) -> None:
+        """Run the scripted expert on the trial for `steps` control periods. Its trajectories are on the
+        trial clock: started late (or after other plans) the arms are pulled towards where the expert
+        would be now."""
+        steps = self._check_steps(steps)
+        self._commands.update(install(self._station, self.expert_trajectories, self._context, t0=self._t0))
+        self._advance_to(self._context.get_time() + steps / self.config.fps)
+
+    def true_future(self, steps: int) -> list[SimObservation]:
+        """What the cameras would see at the next `steps` control periods (t + 1/fps, ..., t + steps/fps)
+        if the expert's trajectories ran from the current state; the trial is not disturbed.
+
+        A second `Simulator` runs on a clone of the trial's context (made on the first call; later calls
+        copy the trial's time, discrete and abstract state into it, which keeps its renderer warm: a fresh
+        clone's first render costs ~1 s). The joint target sources' plan functions live on the shared
+        systems, so the expert's are installed for the look-ahead and the trial's restored afterwards.
+        """
+        steps = self._check_steps(steps)
+        trajectories = self.expert_trajectories
+        start = _time.perf_counter()
+        if self._oracle is None:
+            context = self._context.Clone()
+            self._oracle = (Simulator(self._station.diagram, context), context)
+        simulator, context = self._oracle
+        context.get_mutable_discrete_state().SetFrom(self._context.get_discrete_state())
+        context.get_mutable_abstract_state().SetFrom(self._context.get_abstract_state())
+        context.SetTime(self._context.get_time())  # also invalidates the cached target outputs
+        self.timings["simulate"] += _time.perf_counter() - start
+        t_now = self._context.get_time()
+        out: list[SimObservation] = []
+        try:
+            install(self._station, trajectories, context, t0=self._t0)
+            simulator.Initialize()
+            X_prev = self._observe_state(context)[0]
+            for k in range(1, steps + 1):
+                self._advance(simulator, context, t_now + k / self.config.fps)
+                out.append(self._observe(context, X_prev))
+                X_prev = out[-1].state.X_BE
+        finally:
+            for name, fn in self._commands.items():
+                self._station.arm(name).targets.set_plan(fn)
+            self._context.SetTime(self._context.get_time())  # drop target outputs cached with other plans
+        return out
+
+    # ------------------------------------------------------------------------------------- helpers
+
+    def _expert_cache(self) -> tuple[DemoPlan, dict[str, ArmTrajectory]]:
+        if self._expert is None:
+            start = _time.perf_counter()
+            try:
+                plant, settled = self._station.plant, self._station.plant.GetMyContextFromRoot(self._settled)
+                demo = self._task.plan(self._station, settled)
+                trajectories = {}
+                for arm in self._station.arms:
+                    waypoints = demo.waypoints.get(arm.name, [])
+                    if waypoints:
+                        q0 = plant.GetPositions(settled, arm.instance)[:7]
+                        trajectories[arm.name] = plan_arm_trajectory(
+                            self.executor.kinematics[arm.name], q0, MAX_FINGER_WIDTH, waypoints)
+            except PlanningError as exc:
+                raise PlanningError(f"the scripted expert of {self._task.name} (trial seed {self.config.seed}) "
+                                    f"cannot plan: {exc}") from exc
+            finally:
+                self.timings["plan"] += _time.perf_counter() - start
+            self._expert = (demo, trajectories)
+        return self._expert
+
+    def _observe_state(self, context) -> tuple[np.ndarray, np.ndarray]:
+        """(X_BE (A, 4, 4) measured TCP poses in B, finger openings (A,) metres) in `context`."""
+        X_WE, widths = measured_state(self._station, self._station.plant.GetMyContextFromRoot(context))
+        return invert_pose(self.X_WB) @ X_WE, widths
+
+    def _observe(self, context, X_BE_prev: np.ndarray | None) -> SimObservation:
+        start = _time.perf_counter()
+        frames = [self._station.render(context, cam.name) for cam in self._cameras]
+        self.timings["render"] += _time.perf_counter() - start
+        X_BE, widths = self._observe_state(context)
+        state = RobotState(X_BE=X_BE, gripper_closed=widths < GRIPPER_CLOSED_BELOW, arms=self.arms,
+                           X_BE_prev=X_BE_prev, gripper_width=widths.astype(np.float64))
+        obs = [Observation(f.color, f.depth, np.array(cam.K)) for f, cam in zip(frames, self._cameras)]
+        return SimObservation(obs[0], obs[1], frames[0].label, frames[1].label, state, context.get_time() - self._t0)
+
+    def _advance_to(self, t: float) -> None:
+        self._advance(self._simulator, self._context, t)
+
+    def _advance(self, simulator: Simulator, context, t: float) -> None:
+        start = _time.perf_counter()
+        if t > context.get_time():
+            simulator.AdvanceTo(t)
+        self.timings["simulate"] += _time.perf_counter() - start
+
+    @staticmethod
+    def _check_steps(steps: int) -> int:
+        if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or steps < 0:
+            raise ValueError(f"steps must be an int >= 0 (control periods), got {steps!r}")
+        return int(steps)

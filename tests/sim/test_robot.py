@@ -1,0 +1,259 @@
+"""SimRobot (one closed-loop trial's simulated world) and plan execution on a station arm."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from geo4d_core.action.plan import Plan
+from geo4d_core.data.cameras import sample_cameras
+from geo4d_core.geometry import depth_to_pointmap, make_pose, transform_points
+from sim.control import PlanningError
+from sim.execution import plan_to_waypoints, plan_widths
+from sim.expert import measured_state
+from sim.robot import GRIPPER_CLOSED_BELOW, SimRobot, SimRobotConfig, sample_camera_pair, trial_seeds
+from sim.scene import MAX_FINGER_WIDTH
+
+TASK = "PutSpatulaOnTable"
+H, W = 128, 160
+
+
+def make_plan(X_BE, closed, *, dt=0.1, arms=("arm",), width=None):
+    """A plan of N steps dt apart (t = dt .. N dt) with poses X_BE (N, A, 4, 4) or (N, 4, 4)."""
+    X_BE = np.asarray(X_BE, float)
+    if X_BE.ndim == 3:
+        X_BE = X_BE[:, None]
+    n, a = X_BE.shape[:2]
+    closed = np.broadcast_to(np.asarray(closed, bool), (n, a)).copy()
+    return Plan(timestamps=dt * np.arange(1, n + 1), arms=arms, X_BE=X_BE, gripper_closed=closed,
+                confidence=np.ones((n, a)), source_view=np.full((n, a), "n"), gripper_width=width)
+
+
+def shifted(X, offsets):
+    """(N, 4, 4): pose X translated by each row of offsets (N, 3), metres."""
+    out = np.repeat(np.asarray(X, float)[None], len(offsets), axis=0)
+    out[:, :3, 3] += offsets
+    return out
+
+
+def random_pose(rng):
+    q = rng.normal(size=4)
+    w, x, y, z = q / np.linalg.norm(q)
+    R = np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+                  [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+                  [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
+    return make_pose(R, rng.uniform(-1, 1, 3))
+
+
+# ----------------------------------------------------------------------------- pure numpy, no Drake
+
+
+def test_camera_pair_is_two_distinct_test_cameras_reproducible_from_the_seed():
+    cfg = SimRobotConfig(TASK, seed=0, height=H, width=W)
+    n, m = sample_camera_pair(cfg)
+    assert n.split == m.split == "test" and n.name != m.name
+    pool = sample_cameras(trial_seeds(0)[1], cfg.camera_pool, height=H, width=W, num_test=cfg.test_cameras)
+    test = {c.name: c for c in pool[-cfg.test_cameras:]}
+    for cam in (n, m):
+        np.testing.assert_array_equal(cam.X_WC, test[cam.name].X_WC)
+        assert (cam.height, cam.width) == (H, W)
+    n2, m2 = sample_camera_pair(cfg)
+    assert (n2.name, m2.name) == (n.name, m.name)
+    np.testing.assert_array_equal(n2.X_WC, n.X_WC)
+    np.testing.assert_array_equal(m2.X_WC, m.X_WC)
+    n3, m3 = sample_camera_pair(dataclasses.replace(cfg, seed=1))
+    assert not np.allclose(n3.X_WC, n.X_WC) and not np.allclose(m3.X_WC, m.X_WC)
+    for seed in range(2, 12):  # always two distinct test cameras
+        a, b = sample_camera_pair(dataclasses.replace(cfg, seed=seed))
+        assert a.split == b.split == "test" and a.name != b.name
+
+
+def test_trial_seeds_are_reproducible_and_differ_between_trials():
+    assert trial_seeds(3)[0] == trial_seeds(3)[0]
+    assert trial_seeds(3)[0] != trial_seeds(4)[0]
+    assert trial_seeds(3)[1].random() == trial_seeds(3)[1].random()
+
+
+def test_config_rejects_a_pool_without_two_test_cameras():
+    with pytest.raises(ValueError, match="test_cameras"):
+        SimRobotConfig(TASK, test_cameras=1)
+    with pytest.raises(ValueError, match="fps"):
+        SimRobotConfig(TASK, fps=0.0)
+    with pytest.raises(ValueError, match="unknown keys"):
+        SimRobotConfig.from_dict({"task": TASK, "sede": 1})
+
+
+def test_plan_to_waypoints_maps_poses_with_X_WB():
+    rng = np.random.default_rng(0)
+    X_WB = random_pose(rng)
+    X_BE = np.stack([[random_pose(rng), random_pose(rng)] for _ in range(5)])  # (5, 2, 4, 4)
+    closed = np.array([[0, 1], [0, 1], [1, 0], [1, 0], [0, 0]], bool)
+    plan = make_plan(X_BE, closed, arms=("left", "right"))
+    for a, arm in enumerate(plan.arms):
+        wps = plan_to_waypoints(plan, arm, X_WB, t_start=2.5)
+        assert len(wps) == 5
+        for k, wp in enumerate(wps):
+            np.testing.assert_allclose(wp.X_WE, X_WB @ X_BE[k, a], rtol=0, atol=1e-14)
+            assert wp.t == pytest.approx(2.5 + 0.1 * (k + 1), abs=1e-12)
+            assert wp.width == (0.0 if closed[k, a] else MAX_FINGER_WIDTH)
+            assert wp.straight
+    # An explicit width is the command (clipped to the hand's range).
+    width = np.full((5, 2), 0.03)
+    width[0, 0] = 0.5
+    widths = plan_widths(make_plan(X_BE, closed, arms=("left", "right"), width=width), "left")
+    np.testing.assert_allclose(widths, [MAX_FINGER_WIDTH, 0.03, 0.03, 0.03, 0.03])
+    with pytest.raises(ValueError, match="'arm' is not in the plan"):
+        plan_to_waypoints(plan, "arm", X_WB, 0.0)
+
+
+# ------------------------------------------------------------------------------- Drake: one trial
+
+
+@pytest.fixture(scope="module")
+def trial():
+    """A PutSpatulaOnTable trial (seed 0) and its first observation, taken right after settling."""
+    robot = SimRobot(SimRobotConfig(TASK, seed=0, height=H, width=W))
+    return robot, robot.observe()
+
+
+def test_robot_renders_the_sampled_pair_as_n_and_m(trial):
+    robot, _ = trial
+    n, m = sample_camera_pair(robot.config)
+    assert [c.name for c in robot.cameras] == ["n", "m"]
+    assert robot.camera_sources == (n.name, m.name)
+    np.testing.assert_array_equal(robot.cameras[0].X_WC, n.X_WC)
+    np.testing.assert_array_equal(robot.cameras[1].X_WC, m.X_WC)
+    np.testing.assert_array_equal(robot.X_BC_n, n.X_WC)  # B = W in simulation
+    assert robot.arms == ("arm",)
+
+
+def test_first_observation(trial):
+    robot, obs = trial
+    assert obs.t == 0.0
+    for view, labels in ((obs.obs_n, obs.labels_n), (obs.obs_m, obs.labels_m)):
+        view.validate("view")
+        assert view.rgb.shape == (H, W, 3) and view.rgb.dtype == np.uint8 and view.rgb.std() > 5
+        assert view.depth.shape == (H, W) and view.depth.dtype == np.float32
+        assert labels.shape == (H, W) and labels.dtype == np.int32
+    np.testing.assert_array_equal(obs.obs_n.K, robot.cameras[0].K)
+    assert obs.state.arms == ("arm",) and obs.state.X_BE.shape == (1, 4, 4)
+    assert np.isfinite(obs.state.X_BE).all()
+    assert obs.state.X_BE_prev is None
+    assert not obs.state.gripper_closed[0]
+    assert obs.state.gripper_width[0] == pytest.approx(MAX_FINGER_WIDTH, abs=2e-3)
+
+
+def test_observed_tcp_is_the_forward_kinematics_of_the_measured_joints(trial):
+    robot, _ = trial
+    obs = robot.observe()
+    X_WE, widths = measured_state(robot.station, robot.plant_context)
+    np.testing.assert_array_equal(obs.state.X_BE, X_WE)
+    np.testing.assert_allclose(obs.state.gripper_width, widths)
+    arm = robot.station.arms[0]
+    q = robot.station.plant.GetPositions(robot.plant_context, arm.instance)
+    np.testing.assert_allclose(obs.state.X_BE[0], robot.executor.kinematics["arm"].fk(q[:7]), atol=1e-9)
+    assert obs.state.gripper_width[0] == pytest.approx(q[7] + q[8], abs=1e-6)
+
+
+def test_table_top_depth_lifts_to_z_zero_in_the_world(trial):
+    robot, obs = trial
+    points_C, valid = depth_to_pointmap(obs.obs_n.depth, obs.obs_n.K)
+    p_W = transform_points(robot.X_BC_n, points_C)  # B = W
+    top = (np.isin(obs.labels_n, robot.station.label_parts["table"]) & valid
+           & (np.abs(p_W[..., 0]) < 0.55) & (np.abs(p_W[..., 1]) < 0.4) & (p_W[..., 2] > -0.01))
+    assert top.sum() > 0.2 * H * W
+    np.testing.assert_allclose(p_W[top][:, 2], 0.0, atol=0.002)
+
+
+def test_executing_a_plan_moves_the_tcp_along_it(trial):
+    robot, _ = trial
+    before = robot.observe()
+    X_target = shifted(before.state.X_BE[0], np.outer(np.arange(1, 11) * 0.005, [1.0, 0.0, 0.0]))  # +5 cm in x
+    robot.execute(make_plan(X_target, False))
+    after = robot.observe()
+    assert after.t == pytest.approx(before.t + 1.0, abs=1e-9)
+    assert np.linalg.norm(after.state.X_BE[0, :3, 3] - X_target[-1, :3, 3]) < 0.01
+    np.testing.assert_allclose(after.state.X_BE[0, :3, :3], X_target[-1, :3, :3], atol=0.02)
+    assert not after.state.gripper_closed[0]
+    np.testing.assert_array_equal(after.state.X_BE_prev, before.state.X_BE)
+    # Fewer steps than the plan: time advances by exactly those control periods.
+    X_back = shifted(after.state.X_BE[0], np.outer(np.arange(1, 11) * -0.005, [1.0, 0.0, 0.0]))
+    robot.execute(make_plan(X_back, False), steps=3)
+    assert robot.time == pytest.approx(after.t + 0.3, abs=1e-9)
+    robot.hold(0.7)  # the rest of the plan runs on without a new command
+    assert np.linalg.norm(robot.observe().state.X_BE[0, :3, 3] - X_back[-1, :3, 3]) < 0.01
+
+
+def test_a_plan_that_closes_the_gripper_ends_closed(trial):
+    robot, _ = trial
+    X = robot.observe().state.X_BE[0]
+    robot.execute(make_plan(shifted(X, np.zeros((10, 3))), True))
+    obs = robot.observe()
+    assert obs.state.gripper_closed[0] and obs.state.gripper_width[0] < GRIPPER_CLOSED_BELOW
+    robot.execute(make_plan(shifted(X, np.zeros((10, 3))), False))
+    obs = robot.observe()
+    assert not obs.state.gripper_closed[0] and obs.state.gripper_width[0] > GRIPPER_CLOSED_BELOW
+
+
+def test_an_unreachable_plan_is_a_planning_error_naming_the_arm(trial):
+    robot, _ = trial
+    obs = robot.observe()
+    far = shifted(obs.state.X_BE[0], np.tile([2.0, 0.0, 0.0], (10, 1)))  # 2 m away
+    with pytest.raises(PlanningError, match=r"arm 'arm', plan step 0"):
+        robot.execute(make_plan(far, False))
+    assert robot.time == obs.t  # a safety stop: no time passed
+    # Reachable at first, out of reach later: the message names the first unreachable step.
+    X = shifted(obs.state.X_BE[0], np.zeros((10, 3)))
+    X[6:, 0, 3] += 2.0
+    with pytest.raises(PlanningError, match=r"arm 'arm', plan step 6"):
+        robot.execute(make_plan(X, False))
+    with pytest.raises(ValueError, match="not arms of the station"):
+        robot.execute(make_plan(X, False, arms=("left",)))
+
+
+# --------------------------------------------------------------------------- Drake: the expert/oracle
+
+
+@pytest.fixture(scope="module")
+def expert_trial():
+    return SimRobot(SimRobotConfig(TASK, seed=0, height=H, width=W))
+
+
+def test_true_future_shows_the_expert_and_leaves_the_trial_alone(expert_trial):
+    robot = expert_trial
+    before = robot.observe()
+    future = robot.true_future(10)
+    after = robot.observe()
+    assert len(future) == 10
+    np.testing.assert_allclose([f.t for f in future], 0.1 * np.arange(1, 11), atol=1e-9)
+    assert after.t == before.t == robot.time
+    np.testing.assert_array_equal(after.state.X_BE, before.state.X_BE)
+    np.testing.assert_array_equal(after.obs_n.rgb, before.obs_n.rgb)
+    # The future's TCP follows the expert's trajectory (PD tracking error only).
+    kin, traj = robot.executor.kinematics["arm"], robot.expert_trajectories["arm"]
+    p_future = np.array([f.state.X_BE[0, :3, 3] for f in future])
+    p_expert = np.array([kin.fk(traj(f.t)[0])[:3, 3] for f in future])
+    assert np.linalg.norm(p_future - p_expert, axis=1).max() < 0.01
+    assert np.linalg.norm(p_future[-1] - p_future[0]) > 0.02  # the expert is moving
+    for f in future:
+        assert f.obs_n.rgb.shape == f.obs_m.rgb.shape == (H, W, 3)
+    np.testing.assert_array_equal(future[1].state.X_BE_prev, future[0].state.X_BE)
+    # The look-ahead is exact: running the expert on the trial reproduces it.
+    robot.run_expert_step(10)
+    now = robot.observe()
+    assert now.t == pytest.approx(1.0, abs=1e-9)
+    np.testing.assert_array_equal(now.state.X_BE, future[-1].state.X_BE)
+    np.testing.assert_array_equal(now.obs_n.rgb, future[-1].obs_n.rgb)
+    assert set(robot.timings) >= {"simulate", "render", "plan"}
+
+
+@pytest.mark.slow
+def test_scripted_expert_through_run_expert_step_succeeds():
+    robot = SimRobot(SimRobotConfig(TASK, seed=0, height=H, width=W, max_seconds=11.0))
+    steps = round(robot.expert_duration * robot.config.fps)
+    robot.run_expert_step(steps - 1)
+    assert not robot.timed_out
+    robot.run_expert_step(1)
+    assert robot.timed_out
+    outcome = robot.outcome()
+    assert outcome.success, outcome.reason
