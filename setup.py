@@ -66,14 +66,21 @@ setup(
         ("share/ament_index/resource_index/packages", ["resource/geo4d"]),
         (f"share/{PACKAGE_NAME}", ["package.xml"]),
         (f"share/{PACKAGE_NAME}/launch", glob("launch/*.launch.py")),
+        (f"share/{PACKAGE_NAME}/config", glob("config/*.yaml")),
     ],
     install_requires=CORE_REQUIRES,
     extras_require=EXTRAS,
     entry_points={
-        "console_scripts": ["geo4d = geo4d_core.cli:main"],
+        # `geo4d` is the CLI; the two node executables are what `ros2 run geo4d ...` and the launch files start.
+        "console_scripts": [
+            "geo4d = geo4d_core.cli:main",
+            "geo4d_world_model = geo4d_ros.world_model_node:main",
+            "geo4d_sim_robot = geo4d_ros.sim_robot_node:main",
+        ],
         # Subcommands of `geo4d`; each value is a function `register(subparsers)` that must import lightly
         # (heavy or optional dependencies are imported only when the subcommand runs).
         "geo4d.commands": [
+            "bringup = geo4d_ros.bringup:register",
             "demo = geo4d_core.demo:register",
             "episode = geo4d_core.data.cli:register",
             "extract = geo4d_core.action.cli:register",

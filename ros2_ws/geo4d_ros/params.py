@@ -114,6 +114,8 @@ class WorldModelNodeParams:
     min_valid_depth_fraction: float = 0.2
     # Robot state older than this (relative to the image pair) is refused, seconds; <= 0 = no limit.
     max_state_age: float = 0.5
+    # How long a cycle waits for camera_info / robot state that arrive just after the images, seconds.
+    input_wait: float = 0.5
     # Minimum time between the starts of two planning cycles, seconds (0 = back to back).
     min_cycle_period: float = 0.0
     # Publish the predicted point clouds and preview images (RViz); off saves time on big images.
@@ -153,7 +155,7 @@ class WorldModelNodeParams:
         for name in positive:
             if not float(getattr(self, name)) > 0:
                 raise ParamsError(f"parameter {name!r} must be > 0, got {getattr(self, name)}")
-        non_negative = ("slop", "min_cycle_period", "error_log_period", "horizon")
+        non_negative = ("slop", "input_wait", "min_cycle_period", "error_log_period", "horizon")
         for name in non_negative:
             if not float(getattr(self, name)) >= 0:
                 raise ParamsError(f"parameter {name!r} must be >= 0, got {getattr(self, name)}")

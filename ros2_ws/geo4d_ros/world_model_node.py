@@ -234,7 +234,9 @@ class WorldModelNode(Node):
         except ConversionError as exc:
             self.problems.report(self._info_topics[cam], "bad_camera_info", str(exc))
             return
-        self._infos[cam] = _CameraInfo(K, (int(msg.height), int(msg.width)))
+        with self._wake:
+            self._infos[cam] = _CameraInfo(K, (int(msg.height), int(msg.width)))
+            self._wake.notify_all()
 
     def _on_ee_poses(self, msg: PoseArray) -> None:
         p = self.params
@@ -254,9 +256,10 @@ class WorldModelNode(Node):
         X = np.tile(np.eye(4), (len(pos), 1, 1))
         X[:, :3, :3] = Rotation.from_quat(quat / norms[:, None]).as_matrix()
         X[:, :3, 3] = pos
-        with self._lock:
+        with self._wake:
             prev = self._state.X_BE if self._state is not None else None
             self._state = _RobotState(X, stamp_to_seconds(msg.header.stamp), prev)
+            self._wake.notify_all()
 
     def _on_gripper_state(self, msg: JointState) -> None:
         openings = dict(zip(msg.name, msg.position))
@@ -306,6 +309,8 @@ class WorldModelNode(Node):
         from geo4d_core.model.world_model import Observation
 
         p = self.params
+        with self._wake:  # camera_info may arrive just after the first images
+            self._wake.wait_for(lambda: self._stop or len(self._infos) == 2, p.input_wait)
         obs = {}
         for cam in ("n", "m"):
             rgb, depth = pair.messages[f"color_{cam}"], pair.messages[f"depth_{cam}"]
@@ -337,7 +342,12 @@ class WorldModelNode(Node):
         from geo4d_core.policy import RobotState
 
         p = self.params
-        with self._lock:
+
+        def current() -> bool:  # the state published with the images may arrive just after them
+            return self._state is not None and (p.max_state_age <= 0 or abs(stamp - self._state.stamp) <= p.max_state_age)
+
+        with self._wake:
+            self._wake.wait_for(lambda: self._stop or current(), p.input_wait)
             state, openings = self._state, dict(self._opening)
         if state is None:
             self._reject(p.ee_pose_topic, "no_robot_state", "no end-effector pose received yet; the tracker needs "
@@ -399,8 +409,7 @@ class WorldModelNode(Node):
         self.last_plan = plan if published else None
         self.latency.update({"prepare_s": t1 - t0, "predict_s": out.timings["predict_s"],
                              "extract_s": out.timings["extract_s"], "plan_publish_s": t3 - t2,
-                             "prediction_publish_s": t4 - t3, "cycle_s": t4 - t0,
-                             "age_at_plan_s": self.get_clock().now().nanoseconds * 1e-9 - stamp})
+                             "prediction_publish_s": t4 - t3, "cycle_s": t4 - t0})
         self.publish_status()
         return published
 
