@@ -46,12 +46,18 @@ def _stored_output():
 
 def _run(size: tuple[int, int], cycles: int, stored) -> dict:
     import rclpy
-    from geometry_msgs.msg import Pose, PoseArray
+    from geometry_msgs.msg import PoseArray
     from nav_msgs.msg import Path
     from rclpy.executors import MultiThreadedExecutor
     from sensor_msgs.msg import CameraInfo, Image, JointState
 
-    from geo4d_ros.conversions import K_to_camera_info, depth_to_image, gripper_joint_state, rgb_to_image
+    from geo4d_ros.conversions import (
+        K_to_camera_info,
+        depth_to_image,
+        gripper_joint_state,
+        poses_to_pose_array,
+        rgb_to_image,
+    )
     from geo4d_ros.params import WorldModelNodeParams
     from geo4d_ros.world_model_node import RELIABLE_QOS, SENSOR_QOS, WorldModelNode
 
@@ -94,11 +100,7 @@ def _run(size: tuple[int, int], cycles: int, stored) -> dict:
     latencies, overheads = [], []
     for k in range(cycles + 2):
         stamp = 100.0 + k
-        pose = Pose()
-        pose.position.z, pose.orientation.w = 0.5, 1.0
-        msg = PoseArray(poses=[pose])
-        msg.header.stamp = gripper_joint_state(0.0, "x", stamp).header.stamp
-        ee.publish(msg)
+        ee.publish(poses_to_pose_array(X_BE[None], stamp, p.base_frame))
         grip.publish(gripper_joint_state(0.08, "arm", stamp))
         for c in ("n", "m"):
             info[c].publish(K_to_camera_info(K, H, W, stamp, c))

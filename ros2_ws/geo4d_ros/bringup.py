@@ -95,6 +95,8 @@ def _run(args: argparse.Namespace) -> int:
         import rclpy
         from rclpy.executors import MultiThreadedExecutor
 
+        from geo4d_ros.runner import spin_until
+
         from geo4d_ros.env import apply_loopback_env
         from geo4d_ros.params import ParamsError
         from geo4d_ros.world_model_node import WorldModelNode
@@ -135,11 +137,7 @@ def _run(args: argparse.Namespace) -> int:
             sim_node.start()
         print(f"geo4d bringup: {', '.join(n.get_name() for n in nodes)} running "
               f"(ROS_DOMAIN_ID={os.environ.get('ROS_DOMAIN_ID', '0')}); Ctrl-C stops", flush=True)
-        try:
-            while rclpy.ok() and not (sim_node is not None and sim_node.done.is_set()):
-                executor.spin_once(timeout_sec=0.1)
-        except KeyboardInterrupt:
-            pass
+        spin_until(executor, sim_node.done if sim_node is not None else None)
         if sim_node is not None and sim_node.result is not None:
             print(json.dumps({"result": sim_node.result, "world_model": world_model.status()}, indent=2))
         executor.shutdown()

@@ -21,7 +21,7 @@ from typing import Any, Literal, Union
 
 import numpy as np
 from builtin_interfaces.msg import Time
-from geometry_msgs.msg import PoseStamped
+from geometry_msgs.msg import Pose, PoseArray, PoseStamped
 from nav_msgs.msg import Path
 from scipy.spatial.transform import Rotation
 from sensor_msgs.msg import CameraInfo, Image, JointState, PointCloud2, PointField
@@ -36,13 +36,16 @@ __all__ = [
     "camera_info_to_K",
     "depth_to_image",
     "gripper_joint_state",
+    "header",
     "image_to_depth",
     "image_to_rgb",
     "path_stamps",
     "path_to_poses",
     "pointcloud2_to_points",
     "points_to_pointcloud2",
+    "pose_array_to_poses",
     "poses_to_path",
+    "poses_to_pose_array",
     "rgb_to_image",
     "seconds_to_stamp",
     "stamp_to_ns",
@@ -463,6 +466,44 @@ def _check_poses(X: np.ndarray, what: str, atol: float = 1e-6) -> np.ndarray:
     return X
 
 
+def _pose_msgs(X: np.ndarray) -> list[Pose]:
+    """Checked (T, 4, 4) poses as `geometry_msgs/Pose` messages (unit quaternions with w >= 0)."""
+    quats = Rotation.from_matrix(X[:, :3, :3]).as_quat() if X.shape[0] else np.zeros((0, 4))  # x, y, z, w
+    quats[quats[:, 3] < 0] *= -1.0
+    out = []
+    for i in range(X.shape[0]):
+        pose = Pose()
+        pose.position.x, pose.position.y, pose.position.z = (float(v) for v in X[i, :3, 3])
+        q = pose.orientation
+        q.x, q.y, q.z, q.w = (float(v) for v in quats[i])
+        out.append(pose)
+    return out
+
+
+def _pose_matrices(poses: Sequence[Pose], what: str) -> np.ndarray:
+    """`geometry_msgs/Pose` messages as (T, 4, 4) float64; quaternions are normalised, and a non-finite
+    value or a quaternion whose norm is not within 1e-3 of 1 raises ConversionError."""
+    T = len(poses)
+    if T == 0:
+        return np.zeros((0, 4, 4))
+    pos = np.array([[p.position.x, p.position.y, p.position.z] for p in poses], dtype=np.float64)
+    quat = np.array([[p.orientation.x, p.orientation.y, p.orientation.z, p.orientation.w] for p in poses],
+                    dtype=np.float64)
+    if not (np.isfinite(pos).all() and np.isfinite(quat).all()):
+        raise ConversionError(f"{what} has non-finite positions or orientations")
+    norms = np.linalg.norm(quat, axis=1)
+    bad = np.abs(norms - 1.0) > 1e-3
+    if bad.any():
+        raise ConversionError(
+            f"{what} orientation quaternions must be unit length; poses {np.nonzero(bad)[0].tolist()} have norms "
+            f"{norms[bad].round(6).tolist()}"
+        )
+    X = np.tile(np.eye(4), (T, 1, 1))
+    X[:, :3, :3] = Rotation.from_quat(quat / norms[:, None]).as_matrix()
+    X[:, :3, 3] = pos
+    return X
+
+
 def poses_to_path(
     X_BE: np.ndarray,
     stamps: Sequence[StampLike] | np.ndarray,
@@ -479,18 +520,7 @@ def poses_to_path(
     if len(stamp_list) != X.shape[0]:
         raise ConversionError(f"got {len(stamp_list)} stamps for {X.shape[0]} poses")
     path = Path(header=_header(header_stamp if header_stamp is not None else (stamp_list[0] if stamp_list else 0.0), frame_id))
-    if X.shape[0] == 0:
-        return path
-    quats = Rotation.from_matrix(X[:, :3, :3]).as_quat()  # (T, 4) as x, y, z, w
-    quats[quats[:, 3] < 0] *= -1.0
-    poses = []
-    for i in range(X.shape[0]):
-        ps = PoseStamped(header=_header(stamp_list[i], frame_id))
-        ps.pose.position.x, ps.pose.position.y, ps.pose.position.z = (float(v) for v in X[i, :3, 3])
-        q = ps.pose.orientation
-        q.x, q.y, q.z, q.w = (float(v) for v in quats[i])
-        poses.append(ps)
-    path.poses = poses
+    path.poses = [PoseStamped(header=_header(t, frame_id), pose=pose) for t, pose in zip(stamp_list, _pose_msgs(X))]
     return path
 
 
@@ -499,27 +529,24 @@ def path_to_poses(msg: Path) -> np.ndarray:
 
     Quaternions are normalised; a quaternion whose norm is not within 1e-3 of 1 raises ConversionError.
     """
-    T = len(msg.poses)
-    if T == 0:
-        return np.zeros((0, 4, 4))
-    pos = np.array([[p.pose.position.x, p.pose.position.y, p.pose.position.z] for p in msg.poses], dtype=np.float64)
-    quat = np.array(
-        [[p.pose.orientation.x, p.pose.orientation.y, p.pose.orientation.z, p.pose.orientation.w] for p in msg.poses],
-        dtype=np.float64,
-    )
-    if not (np.isfinite(pos).all() and np.isfinite(quat).all()):
-        raise ConversionError("path has non-finite positions or orientations")
-    norms = np.linalg.norm(quat, axis=1)
-    bad = np.abs(norms - 1.0) > 1e-3
-    if bad.any():
-        raise ConversionError(
-            f"path orientation quaternions must be unit length; poses {np.nonzero(bad)[0].tolist()} have norms "
-            f"{norms[bad].round(6).tolist()}"
-        )
-    X = np.tile(np.eye(4), (T, 1, 1))
-    X[:, :3, :3] = Rotation.from_quat(quat / norms[:, None]).as_matrix()
-    X[:, :3, 3] = pos
-    return X
+    return _pose_matrices([p.pose for p in msg.poses], "path")
+
+
+def poses_to_pose_array(X: np.ndarray, stamp: StampLike, frame_id: str) -> PoseArray:
+    """(A, 4, 4) poses expressed in `frame_id` (metres) as a `geometry_msgs/PoseArray`, e.g. the current
+    TCP pose of each arm in the robot base frame."""
+    return PoseArray(header=_header(stamp, frame_id), poses=_pose_msgs(_check_poses(X, "poses")))
+
+
+def pose_array_to_poses(msg: PoseArray) -> np.ndarray:
+    """A `geometry_msgs/PoseArray` as (A, 4, 4) float64 poses in msg.header.frame_id (checked as in
+    `path_to_poses`)."""
+    return _pose_matrices(msg.poses, "pose array")
+
+
+def header(stamp: StampLike, frame_id: str = "") -> Header:
+    """A `std_msgs/Header` with the given stamp (any StampLike) and frame."""
+    return _header(stamp, frame_id)
 
 
 def path_stamps(msg: Path) -> np.ndarray:

@@ -26,10 +26,9 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import numpy as np
-from geometry_msgs.msg import Pose, PoseArray
+from geometry_msgs.msg import PoseArray
 from nav_msgs.msg import Path
 from rclpy.node import Node
-from scipy.spatial.transform import Rotation
 from sensor_msgs.msg import CameraInfo, Image, JointState
 from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory
@@ -39,10 +38,11 @@ from geo4d_ros.conversions import (
     K_to_camera_info,
     depth_to_image,
     gripper_joint_state,
+    header,
     path_stamps,
     path_to_poses,
+    poses_to_pose_array,
     rgb_to_image,
-    seconds_to_stamp,
     stamp_to_seconds,
 )
 from geo4d_ros.problems import ProblemLog
@@ -184,15 +184,7 @@ class SimRobotNode(Node):
             self._pubs[f"info_{cam}"].publish(K_to_camera_info(o.K, H, W, stamp, frame))
             self._pubs[f"color_{cam}"].publish(rgb_to_image(o.rgb, stamp, frame, "rgb8"))
             self._pubs[f"depth_{cam}"].publish(depth_to_image(o.depth, stamp, frame, "16UC1", out_of_range="invalid"))
-        msg = PoseArray()
-        msg.header.stamp, msg.header.frame_id = seconds_to_stamp(stamp), p.base_frame
-        quats = Rotation.from_matrix(obs.state.X_BE[:, :3, :3]).as_quat()
-        for X, q in zip(obs.state.X_BE, quats):
-            pose = Pose()
-            pose.position.x, pose.position.y, pose.position.z = (float(v) for v in X[:3, 3])
-            pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w = (float(v) for v in q)
-            msg.poses.append(pose)
-        self._pubs["ee"].publish(msg)
+        self._pubs["ee"].publish(poses_to_pose_array(obs.state.X_BE, stamp, p.base_frame))
         self._pubs["gripper"].publish(gripper_joint_state(np.asarray(obs.state.gripper_width, float),
                                                           list(self.arms), stamp))
         self._pubs["joints"].publish(self._joint_states(stamp))
@@ -206,7 +198,7 @@ class SimRobotNode(Node):
             names += [f"{arm.name}/panda_joint{i}" for i in range(1, 8)] + [f"{arm.name}/panda_finger_joint1",
                                                                              f"{arm.name}/panda_finger_joint2"]
             positions += [float(v) for v in q]
-        return JointState(header=gripper_joint_state(0.0, "x", stamp).header, name=names, position=positions)
+        return JointState(header=header(stamp), name=names, position=positions)
 
     # ------------------------------------------------------------------ the loop
     def to_plan(self, paths: dict[str, Path], gripper: JointTrajectory, stamp: float):
@@ -318,25 +310,9 @@ class SimRobotNode(Node):
 
 def main(args: list[str] | None = None) -> None:
     """`geo4d_sim_robot --ros-args -p task:=PutSpatulaOnTable -p seed:=3` (what sim_bringup.launch.py runs)."""
-    import rclpy
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+    from geo4d_ros.runner import run_node_main
 
-    from geo4d_ros.env import apply_loopback_env
-
-    apply_loopback_env()
-    rclpy.init(args=args)
-    node = SimRobotNode()
-    executor = MultiThreadedExecutor()
-    executor.add_node(node)
-    try:
-        while rclpy.ok() and not node.done.is_set():
-            executor.spin_once(timeout_sec=0.1)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
+    run_node_main(SimRobotNode, args)
 
 
 if __name__ == "__main__":

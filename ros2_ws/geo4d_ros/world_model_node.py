@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import rclpy
 from builtin_interfaces.msg import Duration
 from geometry_msgs.msg import PoseArray
 from rcl_interfaces.msg import ParameterDescriptor
@@ -38,15 +37,18 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 from nav_msgs.msg import Path
 
+from geo4d_core.action.gripper_state import GripperStateConfig
 from geo4d_core.action.hand import MAX_OPENING
 from geo4d_core.action.plan import Plan, PlanLimits
 from geo4d_ros.conversions import (
     ConversionError,
     camera_info_to_K,
     gripper_joint_state,
+    header,
     image_to_depth,
     image_to_rgb,
     points_to_pointcloud2,
+    pose_array_to_poses,
     poses_to_path,
     rgb_to_image,
     stamp_to_seconds,
@@ -168,7 +170,6 @@ class WorldModelNode(Node):
     # ------------------------------------------------------------------ model
     def _make_policy(self, model):
         from geo4d_core.action.extraction import ExtractionConfig
-        from geo4d_core.action.gripper_state import GripperStateConfig
         from geo4d_core.policy import PolicyConfig, WorldModelPolicy
 
         p = self.params
@@ -244,18 +245,11 @@ class WorldModelNode(Node):
             self.problems.report(p.ee_pose_topic, "wrong_arm_count",
                                  f"got {len(msg.poses)} poses for arms {p.arms} (one per arm, in that order)")
             return
-        from scipy.spatial.transform import Rotation
-
-        pos = np.array([[q.position.x, q.position.y, q.position.z] for q in msg.poses])
-        quat = np.array([[q.orientation.x, q.orientation.y, q.orientation.z, q.orientation.w] for q in msg.poses])
-        norms = np.linalg.norm(quat, axis=1)
-        if not (np.isfinite(pos).all() and np.isfinite(quat).all()) or np.any(np.abs(norms - 1) > 1e-3):
-            self.problems.report(p.ee_pose_topic, "bad_pose", "poses must be finite with unit quaternions, got "
-                                 f"positions {pos.round(3).tolist()} quaternion norms {norms.round(4).tolist()}")
+        try:
+            X = pose_array_to_poses(msg)
+        except ConversionError as exc:
+            self.problems.report(p.ee_pose_topic, "bad_pose", str(exc))
             return
-        X = np.tile(np.eye(4), (len(pos), 1, 1))
-        X[:, :3, :3] = Rotation.from_quat(quat / norms[:, None]).as_matrix()
-        X[:, :3, 3] = pos
         with self._wake:
             prev = self._state.X_BE if self._state is not None else None
             self._state = _RobotState(X, stamp_to_seconds(msg.header.stamp), prev)
@@ -358,7 +352,7 @@ class WorldModelNode(Node):
                          f"{abs(stamp - state.stamp):.3f} s from the image pair ({stamp:.3f} s); limit {p.max_state_age} s")
             return None
         width = np.array([openings.get(arm, MAX_OPENING) for arm in p.arms])
-        closed = width < (p.gripper_delta if p.gripper_delta > 0 else 0.07)
+        closed = width < (p.gripper_delta if p.gripper_delta > 0 else GripperStateConfig().closed_below_opening)
         return RobotState(state.X_BE, closed, tuple(p.arms), state.X_BE_prev, width)
 
     def run_cycle(self) -> bool:
@@ -422,8 +416,7 @@ class WorldModelNode(Node):
             self.pub_paths[arm].publish(poses_to_path(plan.X_BE[:, a], stamps, p.base_frame, header_stamp=stamp))
         widths = plan_openings(plan)
         self.pub_gripper.publish(gripper_joint_state(widths[0], list(plan.arms), stamps[0]))
-        traj = JointTrajectory(joint_names=list(plan.arms))
-        traj.header.stamp = gripper_joint_state(widths[0], list(plan.arms), stamp).header.stamp
+        traj = JointTrajectory(header=header(stamp), joint_names=list(plan.arms))
         for k, t in enumerate(plan.timestamps):
             sec = int(np.floor(t))
             traj.points.append(JointTrajectoryPoint(positions=[float(w) for w in widths[k]],
@@ -467,23 +460,10 @@ class WorldModelNode(Node):
 
 
 def main(args: list[str] | None = None) -> None:
-    """`ros2 run geo4d geo4d_world_model --ros-args --params-file geo4d.yaml`."""
-    from geo4d_ros.env import apply_loopback_env
-    from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+    """`geo4d_world_model --ros-args --params-file config/geo4d.yaml [-p checkpoint:=DIR]`."""
+    from geo4d_ros.runner import run_node_main
 
-    apply_loopback_env()
-    rclpy.init(args=args)
-    node = WorldModelNode()
-    executor = MultiThreadedExecutor()
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
+    run_node_main(WorldModelNode, args)
 
 
 if __name__ == "__main__":

@@ -16,16 +16,21 @@ import os
 import numpy as np
 import pytest
 import rclpy
-from geometry_msgs.msg import Pose, PoseArray
+from geometry_msgs.msg import PoseArray
 from nav_msgs.msg import Path
 from rclpy.executors import MultiThreadedExecutor
-from scipy.spatial.transform import Rotation
 from sensor_msgs.msg import CameraInfo, Image, JointState, PointCloud2
 from std_msgs.msg import String
 from trajectory_msgs.msg import JointTrajectory
 
 from geo4d_ros.env import apply_loopback_env
-from geo4d_ros.conversions import K_to_camera_info, depth_to_image, gripper_joint_state, rgb_to_image
+from geo4d_ros.conversions import (
+    K_to_camera_info,
+    depth_to_image,
+    gripper_joint_state,
+    poses_to_pose_array,
+    rgb_to_image,
+)
 from geo4d_ros.world_model_node import RELIABLE_QOS, SENSOR_QOS, WorldModelNode
 
 
@@ -97,16 +102,7 @@ class Rig:
 
     def publish_state(self, X_BE: np.ndarray, widths: np.ndarray, stamp: float) -> None:
         arms = self.wm.params.arms
-        msg = PoseArray()
-        msg.header.stamp = gripper_joint_state(0.0, "x", stamp).header.stamp
-        msg.header.frame_id = self.wm.params.base_frame
-        quats = Rotation.from_matrix(np.asarray(X_BE)[:, :3, :3]).as_quat()
-        for X, q in zip(X_BE, quats):
-            pose = Pose()
-            pose.position.x, pose.position.y, pose.position.z = (float(v) for v in X[:3, 3])
-            pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w = (float(v) for v in q)
-            msg.poses.append(pose)
-        self.pubs["ee"].publish(msg)
+        self.pubs["ee"].publish(poses_to_pose_array(np.asarray(X_BE), stamp, self.wm.params.base_frame))
         self.pubs["gripper"].publish(gripper_joint_state(np.asarray(widths, dtype=float), list(arms), stamp))
 
     def publish_images(self, cam: str, rgb: np.ndarray | Image, depth: np.ndarray | Image, stamp: float, *,

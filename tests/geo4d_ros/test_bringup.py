@@ -84,3 +84,31 @@ def test_bringup_sim_runs_a_planning_cycle_over_ros(tmp_path):
     assert status["plans_published"] + status["plans_rejected"] == 1
     assert result["plans_executed"] + result["plans_rejected"] == 1 and result["plan_timeouts"] == 0
     assert result["sim_time_s"] > 0
+
+
+def test_node_executable_starts_with_ros_args_and_stops_on_ctrl_c(tmp_path):
+    """What the launch files run: `geo4d_world_model --ros-args ...` comes up, reads its parameters from the
+    command line and exits cleanly on SIGINT."""
+    domain = 100 + os.getpid() % 50
+    exe = str(Path(sys.executable).with_name("geo4d_world_model"))
+    proc = subprocess.Popen([exe, "--ros-args", "-p", "color_n_topic:=/left/color/image_raw"],
+                            env=_env(tmp_path, domain), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    started = threading.Event()
+
+    def read():
+        for line in proc.stdout:
+            lines.append(line)
+            if "geo4d world model: cameras" in line:
+                started.set()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        assert started.wait(timeout=120), "".join(lines)
+        assert "/left/color/image_raw" in "".join(lines) and "no checkpoint set" in "".join(lines)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+        reader.join(timeout=10)
+    assert proc.returncode == 0, "".join(lines)

@@ -22,9 +22,11 @@ from geo4d_ros.conversions import (
     image_to_rgb,
     path_stamps,
     path_to_poses,
+    pose_array_to_poses,
     pointcloud2_to_points,
     points_to_pointcloud2,
     poses_to_path,
+    poses_to_pose_array,
     rgb_to_image,
     seconds_to_stamp,
     stamp_to_ns,
@@ -414,3 +416,19 @@ def test_image_published_over_loopback_arrives_bit_exact(monkeypatch, tmp_path):
         node.destroy_node()
     finally:
         rclpy.shutdown(context=context)
+
+
+def test_pose_array_round_trip_and_errors():
+    X = _random_poses(3)
+    msg = poses_to_pose_array(X, STAMP, "panda_link0")
+    assert msg.header.frame_id == "panda_link0" and msg.header.stamp == STAMP and len(msg.poses) == 3
+    assert all(p.orientation.w >= 0 for p in msg.poses)
+    np.testing.assert_allclose(pose_array_to_poses(msg), X, atol=1e-12)
+    msg.poses[1].orientation.w += 0.5
+    with pytest.raises(ConversionError, match=r"pose array orientation quaternions must be unit length; poses \[1\]"):
+        pose_array_to_poses(msg)
+    msg.poses[1].position.x = float("nan")
+    with pytest.raises(ConversionError, match="pose array has non-finite"):
+        pose_array_to_poses(msg)
+    with pytest.raises(ConversionError, match="rotation is not a proper rotation"):
+        poses_to_pose_array(np.diag([1.0, 1.0, -1.0, 1.0])[None], STAMP, "b")
