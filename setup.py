@@ -81,12 +81,13 @@ setup(
         # (heavy or optional dependencies are imported only when the subcommand runs).
         "geo4d.commands": [
             "bringup = geo4d_ros.bringup:register",
-            "demo = geo4d_core.demo:register",
+            "demo = sim.demo:register",
             "episode = geo4d_core.data.cli:register",
             "extract = geo4d_core.action.cli:register",
             "init-model = geo4d_core.model.cli:register_init",
             "predict = geo4d_core.model.cli:register",
             "sim = sim.cli:register",
+            "synthetic-demo = geo4d_core.demo:register",
         ],
     },
     zip_safe=False,

@@ -1,4 +1,4 @@
-"""`geo4d demo`: the most complete pipeline that exists so far, end to end on synthetic data.
+"""`geo4d synthetic-demo`: the data format and the Table 1 metrics end to end on synthetic data, without Drake.
 
 1. Render a synthetic single-gripper tabletop episode (gripper picking and carrying a sphere) from four
    cameras on the paper's camera shell (2 train, 2 test) by exact ray casting.
@@ -11,8 +11,8 @@
    round trip of camera m relative to camera n.
 5. Write a Markdown report and a PNG montage, and print where they are.
 
-The world model itself (and so a real prediction row) arrives with the model issue; this command is
-replaced by the closed-loop simulation demo once that exists.
+The main job (`make demo`, `geo4d demo`) is the closed-loop simulation demo in `sim/demo.py`; this one
+needs neither Drake nor a checkpoint and checks the data path on any machine.
 """
 
 from __future__ import annotations
@@ -41,10 +41,10 @@ class DemoConfig:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the `demo` subcommand to the `geo4d` CLI."""
+    """Add the `synthetic-demo` subcommand to the `geo4d` CLI."""
     p = subparsers.add_parser(
-        "demo",
-        help="run the main pipeline end to end and write a report",
+        "synthetic-demo",
+        help="data format and Table 1 metrics on a synthetic episode (no Drake needed)",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -77,7 +77,7 @@ class DemoReport:
     def summary(self) -> str:
         """A human-readable summary of what was done and where the outputs are."""
         lines = [
-            "geo4d demo: rendered a synthetic 4-camera episode, wrote and verified it (zarr), built h=10",
+            "geo4d synthetic-demo: rendered a synthetic 4-camera episode, wrote and verified it (zarr), built h=10",
             "forecasts for the test camera pair and scored them with the Table 1 metrics.",
             "",
             _metrics_table(self.rows),
@@ -87,7 +87,7 @@ class DemoReport:
             f"episode: {self.episode_path}",
             f"report:  {self.report_path}",
             f"montage: {self.montage_path}",
-            f"done in {self.seconds:.1f} s. The world-model row arrives with the model (issue 4).",
+            f"done in {self.seconds:.1f} s.",
         ]
         return "\n".join(lines)
 

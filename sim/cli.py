@@ -18,7 +18,7 @@ def _shard(text: str) -> tuple[int, int]:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `sim` subcommand to the `geo4d` CLI (imports pydrake only when run)."""
-    p = subparsers.add_parser("sim", help="Drake simulation: dataset generation, montages")
+    p = subparsers.add_parser("sim", help="Drake simulation: dataset generation, closed-loop evaluation, montages")
     sub = p.add_subparsers(dest="sim_command", metavar="ACTION", required=True)
 
     gen = sub.add_parser("generate", help="generate a multi-view RGB-D dataset of scripted demonstrations",
@@ -44,6 +44,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     exp.add_argument("--task", required=True, help="task name, or 'all'")
     exp.add_argument("--seeds", type=int, default=10, help="seeds 0..N-1 (default: %(default)s)")
     exp.set_defaults(func=_expert)
+
+    ev = sub.add_parser("eval", help="closed-loop evaluation of a policy (success rates, Table 2, videos)",
+                        description="Run seeded closed-loop trials of a policy on tasks from held-out camera "
+                                    "pairs; writes one JSON per trial, videos, and OUT/results.{json,md} "
+                                    "(resumable, shardable).")
+    ev.add_argument("--task", required=True, help="task name, or 'all'")
+    ev.add_argument("--policy", required=True, choices=["world_model", "oracle", "scripted"],
+                    help="world_model (needs --checkpoint), oracle (extraction on the true future) or scripted")
+    ev.add_argument("--trials", type=int, required=True, help="trials per task")
+    ev.add_argument("--out", type=Path, required=True, help="evaluation folder")
+    ev.add_argument("--checkpoint", default=None, help="world-model checkpoint folder (save_pretrained format)")
+    ev.add_argument("--seed", type=int, default=0, help="trial i uses seed SEED + i (default: %(default)s)")
+    ev.add_argument("--workers", type=int, default=1, help="trials at the same time (default: %(default)s)")
+    ev.add_argument("--shard", type=_shard, default=(0, 1), help="k/n: run the trials i with i %% n == k")
+    ev.add_argument("--videos", type=int, default=0, help="record videos of trials i < VIDEOS (default: %(default)s)")
+    ev.add_argument("--chunk", type=int, default=10, help="plan steps executed per cycle (default: %(default)s)")
+    ev.add_argument("--max-seconds", type=float, default=30.0, help="trial time limit, s (default: %(default)s)")
+    ev.add_argument("--sampler-steps", type=int, default=10, help="world-model Euler steps (default: %(default)s)")
+    ev.add_argument("--gripper-rule", choices=["centroid", "opening"], default=None,
+                    help="open/closed rule of action extraction (default: the library default)")
+    ev.add_argument("--trial-timeout", type=float, default=3600.0,
+                    help="seconds before a stuck trial process is killed; 0 = run in this process (default: %(default)s)")
+    ev.set_defaults(func=_eval)
+
+    rep = sub.add_parser("report", help="summarise an evaluation folder (e.g. after shards) into results.{json,md}")
+    rep.add_argument("out", type=Path, help="evaluation folder")
+    rep.set_defaults(func=_report)
 
     mon = sub.add_parser("montage", help="PNG montage of every camera of an episode at one time step")
     mon.add_argument("episode", type=Path, help="episode folder (*.zarr)")
@@ -116,3 +143,44 @@ def _montage(args: argparse.Namespace) -> int:
     cv2.imwrite(str(args.out), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
     print(f"wrote {args.out} ({len(reader.camera_names)} cameras, t={args.t})")
     return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from geo4d_core.cli import CommandError
+
+    try:
+        from sim.evaluation import EvalConfig, run_evaluation
+        from sim.tasks import task_names
+    except ImportError as exc:
+        raise CommandError(f"needs Drake: pip install -e '.[sim]' ({exc})") from exc
+    tasks = task_names() if args.task == "all" else [args.task]
+    try:
+        cfg = EvalConfig(tasks=tasks, policy=args.policy, trials=args.trials, out=args.out, checkpoint=args.checkpoint,
+                         seed=args.seed, workers=args.workers, shard=args.shard, videos=args.videos, chunk=args.chunk,
+                         max_seconds=args.max_seconds, sampler_steps=args.sampler_steps,
+                         gripper_rule=args.gripper_rule, trial_timeout=args.trial_timeout)
+        summary = run_evaluation(cfg)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from exc
+    _print_summary(summary, args.out)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from geo4d_core.cli import CommandError
+    from sim.evaluation import write_report
+
+    if not args.out.is_dir():
+        raise CommandError(f"evaluation folder {args.out} does not exist")
+    summary = write_report(args.out)
+    if not summary["rows"]:
+        raise CommandError(f"no trial results under {args.out} (expected TASK/POLICY/trial_*.json)")
+    _print_summary(summary, args.out)
+    return 0
+
+
+def _print_summary(summary: dict, out: Path) -> None:
+    from sim.evaluation import results_markdown
+
+    print(results_markdown(summary))
+    print(f"results: {out / 'results.md'} and {out / 'results.json'}")

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing as mp
-import queue as queue_module
 import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -36,6 +35,7 @@ from tqdm import tqdm
 from geo4d_core.data import EpisodeError, EpisodeReader, EpisodeWriter
 from geo4d_core.data.episode import PARTIAL_SUFFIX
 from geo4d_core.data.cameras import sample_cameras
+from sim.isolation import SubprocessCrash, SubprocessTimeout, call_with_timeout
 
 DEFAULT_CAMERAS = 16  # cameras per episode (paper appendix)
 DEFAULT_TEST_CAMERAS = 4  # of which marked "test"
@@ -147,35 +147,17 @@ def run_attempt(cfg: GenerateConfig, index: int, attempt: int) -> tuple[bool, st
     return False, result.outcome.reason
 
 
-def _attempt_child(cfg: GenerateConfig, index: int, attempt: int, results) -> None:
-    try:
-        results.put(run_attempt(cfg, index, attempt))
-    except BaseException as exc:  # noqa: BLE001 - reported to the parent as a failed attempt
-        results.put((False, f"crashed: {type(exc).__name__}: {exc}"))
-
-
 def _run_attempt_with_timeout(cfg: GenerateConfig, index: int, attempt: int) -> tuple[bool, str]:
     """`run_attempt` in a fresh process, killed after `cfg.attempt_timeout` seconds (then its partial
-    episode folder is removed)."""
-    if cfg.attempt_timeout <= 0:
-        return run_attempt(cfg, index, attempt)
-    ctx = mp.get_context("spawn")  # fresh interpreter: Drake and VTK do not survive fork
-    results = ctx.Queue()
-    child = ctx.Process(target=_attempt_child, args=(cfg, index, attempt, results), daemon=False)
-    child.start()
+    episode folder is removed); a crash is a failed attempt."""
     try:
-        return results.get(timeout=cfg.attempt_timeout)
-    except queue_module.Empty:
-        child.kill()
+        return call_with_timeout(run_attempt, (cfg, index, attempt), timeout=cfg.attempt_timeout)
+    except SubprocessTimeout:
         partial = episode_path(cfg.out, index).with_name(episode_path(cfg.out, index).name + PARTIAL_SUFFIX)
-        child.join()
         shutil.rmtree(partial, ignore_errors=True)
         return False, f"timed out after {cfg.attempt_timeout:g} s (killed)"
-    finally:
-        child.join(timeout=60)
-        if child.is_alive():
-            child.kill()
-            child.join()
+    except SubprocessCrash as exc:
+        return False, f"crashed: {exc}"
 
 
 def _log_failure(out: Path, record: dict) -> None:

@@ -162,17 +162,16 @@ class SimRobot:
             plant.SetPositions(self._plant_context, arm.instance, np.concatenate([HOME_Q, [MAX_FINGER_WIDTH / 2] * 2]))
         self._task.randomize(self._station, self._plant_context, np.random.default_rng(self.placement_seed))
         self._simulator.Initialize()
+        self.X_WB = np.eye(4)  # the plans' base frame B in the world: B = W in simulation
+        self._X_BE_period_before: tuple[float, np.ndarray | None] = (-1.0, None)  # (at time, X_BE) see _advance_to
         self.timings["build"] += _time.perf_counter() - start
         self._advance_to(SETTLE_S)
         self._t0 = self._context.get_time()
         self._settled = self._context.Clone()  # the expert plans from here, on first use
 
-        self.X_WB = np.eye(4)  # the plans' base frame B in the world: B = W in simulation
         self.executor = PlanExecutor(self._station)
         self._commands: dict[str, Callable | None] = {arm.name: None for arm in self._station.arms}
-        self._X_BE_prev: np.ndarray | None = None
         self._expert: tuple[DemoPlan, dict[str, ArmTrajectory]] | None = None
-        self._oracle: tuple[Simulator, Any] | None = None
 
     # ------------------------------------------------------------------------------------ properties
 
@@ -224,10 +223,11 @@ class SimRobot:
     # -------------------------------------------------------------------------------- observe / act
 
     def observe(self) -> SimObservation:
-        """Render both cameras and measure the robot now (X_BE_prev: the previous observe()'s poses)."""
-        obs = self._observe(self._context, self._X_BE_prev)
-        self._X_BE_prev = obs.state.X_BE
-        return obs
+        """Render both cameras and measure the robot now (`state.X_BE_prev`: the poses one control period
+        earlier, None when the last advance was shorter than a period)."""
+        t_end, X_prev = self._X_BE_period_before
+        now = self._context.get_time()
+        return self._observe(self._context, X_prev if abs(t_end - now) < 1e-9 else None)
 
     def execute(self, plan: Plan, steps: int | None = None) -> None:
         """Install `plan` from now (its timestamps count from the current time) and simulate `steps`
@@ -282,36 +282,36 @@ class SimRobot:
         """What the cameras would see at the next `steps` control periods (t + 1/fps, ..., t + steps/fps)
         if the expert's trajectories ran from the current state; the trial is not disturbed.
 
-        A second `Simulator` runs on a clone of the trial's context (made on the first call; later calls
-        copy the trial's time, discrete and abstract state into it, which keeps its renderer warm: a fresh
-        clone's first render costs ~1 s). The joint target sources' plan functions live on the shared
-        systems, so the expert's are installed for the look-ahead and the trial's restored afterwards.
+        The look-ahead runs on the trial's own context and simulator, from a saved copy of its state (time,
+        discrete and abstract state) that is restored afterwards, with the expert's trajectories installed
+        on the joint target sources for the look-ahead and the trial's commands restored after it. (A
+        second context would have its own copy of the VTK render engine, and switching the renderer between
+        two contexts costs 1-3 s per switch.)
         """
         steps = self._check_steps(steps)
         trajectories = self.expert_trajectories
-        start = _time.perf_counter()
-        if self._oracle is None:
-            context = self._context.Clone()
-            self._oracle = (Simulator(self._station.diagram, context), context)
-        simulator, context = self._oracle
-        context.get_mutable_discrete_state().SetFrom(self._context.get_discrete_state())
-        context.get_mutable_abstract_state().SetFrom(self._context.get_abstract_state())
-        context.SetTime(self._context.get_time())  # also invalidates the cached target outputs
-        self.timings["simulate"] += _time.perf_counter() - start
-        t_now = self._context.get_time()
+        context = self._context
+        t_now = context.get_time()
+        saved_discrete = context.get_discrete_state().Clone()
+        saved_abstract = context.get_abstract_state().Clone()
+        saved_prev = self._X_BE_period_before
         out: list[SimObservation] = []
         try:
             install(self._station, trajectories, context, t0=self._t0)
-            simulator.Initialize()
             X_prev = self._observe_state(context)[0]
             for k in range(1, steps + 1):
-                self._advance(simulator, context, t_now + k / self.config.fps)
+                self._advance(self._simulator, context, t_now + k / self.config.fps)
                 out.append(self._observe(context, X_prev))
                 X_prev = out[-1].state.X_BE
         finally:
+            context.SetTime(t_now)
+            context.get_mutable_discrete_state().SetFrom(saved_discrete)
+            context.get_mutable_abstract_state().SetFrom(saved_abstract)
             for name, fn in self._commands.items():
                 self._station.arm(name).targets.set_plan(fn)
-            self._context.SetTime(self._context.get_time())  # drop target outputs cached with other plans
+            context.SetTime(t_now)  # drop target outputs cached with the expert's plans
+            self._simulator.Initialize()
+            self._X_BE_period_before = saved_prev
         return out
 
     # ------------------------------------------------------------------------------------- helpers
@@ -353,6 +353,13 @@ class SimRobot:
         return SimObservation(obs[0], obs[1], frames[0].label, frames[1].label, state, context.get_time() - self._t0)
 
     def _advance_to(self, t: float) -> None:
+        """Advance the trial to time `t`, measuring the TCP poses one control period before it (the
+        `X_BE_prev` of an observation at `t`: the robot's current motion)."""
+        period = 1.0 / self.config.fps
+        if t - period > self._context.get_time() + 1e-9:
+            self._advance(self._simulator, self._context, t - period)
+        if t - period >= self._context.get_time() - 1e-9:
+            self._X_BE_period_before = (t, self._observe_state(self._context)[0])
         self._advance(self._simulator, self._context, t)
 
     def _advance(self, simulator: Simulator, context, t: float) -> None:

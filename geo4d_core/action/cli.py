@@ -41,9 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument("--no-robot-state", action="store_true",
                     help="give registration only the pose guess, not the robot's previous pose (its current "
                          "motion) nor its gripper state")
-    ev.add_argument("--gripper-rule", choices=["centroid", "opening"], default="centroid",
-                    help="open / closed from the finger-centroid distance (default) or from the finger opening "
-                         "best supported by the points (GripperStateConfig.rule)")
+    ev.add_argument("--gripper-rule", choices=["centroid", "opening"], default="opening",
+                    help="open / closed from the finger opening best supported by the points (default) or "
+                         "from the finger-centroid distance alone (GripperStateConfig.rule)")
     ev.add_argument("--out", type=Path, default=None, help="JSON file for the results")
     ev.set_defaults(func=_eval)
 

@@ -18,7 +18,9 @@ best, and that opening itself is an estimate of the finger opening. `GripperStat
 decides open / closed from it (closed below `closed_below_opening`) instead of from the centroid distance:
 the centroid offset depends on which faces of the real finger mesh are visible (measured 9-22 mm on
 simulated episodes), so the centroid test cannot tell a wide grasp (e.g. a 65 mm cereal box) from an open
-gripper, while the best-supported opening can.
+gripper, while the best-supported opening can. It is the default (on simulated episodes it was right on
+96 % of cereal steps against 41 % for the centroid test, and equal elsewhere); the centroid test remains
+the fallback when the fingers cannot be fitted, and `rule = "centroid"` selects it alone.
 """
 
 from __future__ import annotations
@@ -58,9 +60,9 @@ class GripperStateConfig:
     min_finger_points: int = 4
     # With a hand model: an observed point within this distance of a finger surface is a finger point.
     support_distance: float = 0.004
-    # "centroid": centroid distance vs delta; "opening": the best-supported opening (measurements with a
-    # hand model) vs closed_below_opening, the centroid test where there is no such opening.
-    rule: str = "centroid"
+    # "opening" (default): the best-supported opening (measurements with a hand model) vs closed_below_opening,
+    # the centroid test where there is no such opening; "centroid": always the centroid distance vs delta.
+    rule: str = "opening"
 
     @property
     def delta(self) -> float:

@@ -80,12 +80,20 @@ class IcpTrackerConfig:
     model_to_scene: bool = True
     # Correspondence distances of the model-to-scene stages.
     model_to_scene_distances: tuple[float, ...] = (0.01, 0.004)
+    # With a pose guess, search around it (the extra starts and the coarse stages of register_distances).
+    # Off: only refine the guess with register_refine_distances, for guesses good to a few millimetres such as
+    # the robot's own forward kinematics through camera n's extrinsic (a search can then only lose: mask
+    # pixels of the arm next to the hand pull a wider search off the hand).
+    register_guess_search: bool = True
+    # Correspondence distances refining a trusted guess (register_guess_search off).
+    register_refine_distances: tuple[float, ...] = (0.01, 0.004)
 
     def __post_init__(self) -> None:
         if self.voxel_size <= 0 or self.inlier_distance <= 0 or self.min_points < 1:
             raise ValueError("IcpTrackerConfig: voxel_size and inlier_distance must be > 0, min_points >= 1")
-        if not self.icp_distances or not self.register_distances:
-            raise ValueError("IcpTrackerConfig: icp_distances and register_distances need at least one stage")
+        if not self.icp_distances or not self.register_distances or not self.register_refine_distances:
+            raise ValueError("IcpTrackerConfig: icp_distances, register_distances and register_refine_distances "
+                             "need at least one stage")
 
 
 class IcpHandTracker:
@@ -170,6 +178,12 @@ class IcpHandTracker:
         sel = np.asarray(valid, bool) & np.asarray(mask, bool)
         pts = np.asarray(points_C, dtype=np.float64)[sel]
         if len(pts) < 10:
+            if X_CG_init is not None and not self.config.register_guess_search:
+                # A trusted guess (the robot's own pose) of a hand this view cannot see (occluded, out of
+                # view): start tracking from it, with confidence 0.
+                self.reset()
+                self._X_CG = np.asarray(X_CG_init, dtype=np.float64)
+                return TrackResult(self._X_CG.copy(), 0.0)
             self.reset()
             raise TrackingLostError(f"register: only {len(pts)} valid depth points inside the hand mask (need >= 10)")
         source = self._cloud(pts)
@@ -181,8 +195,11 @@ class IcpHandTracker:
         # Several starts around the guess (turned about the hand's z axis, shifted along its long y axis):
         # the hand's near-symmetric faces give ICP local minima a single start can fall into.
         hand = self._hand_target  # the mask holds the hand body only
-        for X_start in self._register_starts(X_CG0):
-            X_GC = self._icp(source, invert_pose(X_start), self.config.register_distances, hand)
+        search = X_CG_init is None or self.config.register_guess_search
+        starts = self._register_starts(X_CG0) if search else [X_CG0]
+        distances = self.config.register_distances if search else self.config.register_refine_distances
+        for X_start in starts:
+            X_GC = self._icp(source, invert_pose(X_start), distances, hand)
             if self.config.model_to_scene:
                 X_GC = invert_pose(self._icp_model_to_scene(self._cloud(pts), invert_pose(X_GC), hand))
             score = self._score(pts, X_GC)

@@ -261,6 +261,17 @@ class Plan:
         """A, the number of arms."""
         return len(self.arms)
 
+    def prefix(self, steps: int) -> "Plan":
+        """The plan's first `steps` steps (1 <= steps <= num_steps), e.g. the part before the first step
+        that failed `check`: each step's checks depend only on it and the step before it, so the steps
+        before the first violating one pass on their own."""
+        if not isinstance(steps, (int, np.integer)) or not 1 <= steps <= self.num_steps:
+            raise ValueError(f"Plan.prefix: steps must be an int in [1, {self.num_steps}], got {steps!r}")
+        return Plan(timestamps=self.timestamps[:steps], arms=self.arms, X_BE=self.X_BE[:steps],
+                    gripper_closed=self.gripper_closed[:steps], confidence=self.confidence[:steps],
+                    source_view=self.source_view[:steps],
+                    gripper_width=None if self.gripper_width is None else self.gripper_width[:steps])
+
     # ------------------------------------------------------------------------------------------- check
 
     def check(self, limits: PlanLimits, X_BE_current: np.ndarray | None = None) -> list[PlanViolation]:

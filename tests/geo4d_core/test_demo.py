@@ -1,4 +1,4 @@
-"""`geo4d demo` end to end at a small image size."""
+"""`geo4d synthetic-demo` end to end at a small image size."""
 
 import math
 
@@ -28,7 +28,7 @@ def test_demo_pipeline_writes_report_and_sensible_metrics(tmp_path):
 
 
 def test_demo_subcommand_prints_what_it_did(tmp_path, capsys):
-    assert main(["demo", "--out", str(tmp_path), "--height", "32", "--width", "40"]) == 0
+    assert main(["synthetic-demo", "--out", str(tmp_path), "--height", "32", "--width", "40"]) == 0
     out = capsys.readouterr().out
     assert "report:" in out and "persistence" in out
     assert (tmp_path / "report.md").is_file()

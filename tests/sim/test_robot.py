@@ -138,7 +138,8 @@ def test_first_observation(trial):
     np.testing.assert_array_equal(obs.obs_n.K, robot.cameras[0].K)
     assert obs.state.arms == ("arm",) and obs.state.X_BE.shape == (1, 4, 4)
     assert np.isfinite(obs.state.X_BE).all()
-    assert obs.state.X_BE_prev is None
+    # One control period before the end of settling the arm was already at rest at HOME.
+    np.testing.assert_allclose(obs.state.X_BE_prev, obs.state.X_BE, atol=1e-4)
     assert not obs.state.gripper_closed[0]
     assert obs.state.gripper_width[0] == pytest.approx(MAX_FINGER_WIDTH, abs=2e-3)
 
@@ -175,7 +176,9 @@ def test_executing_a_plan_moves_the_tcp_along_it(trial):
     assert np.linalg.norm(after.state.X_BE[0, :3, 3] - X_target[-1, :3, 3]) < 0.01
     np.testing.assert_allclose(after.state.X_BE[0, :3, :3], X_target[-1, :3, :3], atol=0.02)
     assert not after.state.gripper_closed[0]
-    np.testing.assert_array_equal(after.state.X_BE_prev, before.state.X_BE)
+    # X_BE_prev is measured one control period before the observation: near the plan's second-last pose.
+    assert np.linalg.norm(after.state.X_BE_prev[0, :3, 3] - X_target[-2, :3, 3]) < 0.01
+    assert np.linalg.norm(after.state.X_BE_prev[0, :3, 3] - before.state.X_BE[0, :3, 3]) > 0.035
     # Fewer steps than the plan: time advances by exactly those control periods.
     X_back = shifted(after.state.X_BE[0], np.outer(np.arange(1, 11) * -0.005, [1.0, 0.0, 0.0]))
     robot.execute(make_plan(X_back, False), steps=3)

@@ -7,7 +7,7 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from geo4d_core.action.gripper_state import GripperStateConfig, GripperStateEstimator, measure_fingers
-from geo4d_core.action.icp_tracker import IcpHandTracker
+from geo4d_core.action.icp_tracker import IcpHandTracker, IcpTrackerConfig
 from geo4d_core.action.tracking import PoseTracker, TrackingLostError
 from geo4d_core.geometry.pointmap import transform_points
 from geo4d_core.geometry.poses import invert_pose, make_pose, rotation_distance, translation_distance
@@ -153,8 +153,9 @@ def test_opening_rule_decides_from_the_best_supported_opening():
 
     wide_grasp = FingerMeasurement(np.zeros(3), np.array([0.0, 0.1, 0.0]), 20, 20, opening=0.064)
     assert wide_grasp.distance > GripperStateConfig().delta  # the centroid test reads it open
-    assert GripperStateEstimator(GripperStateConfig()).update_measurement(wide_grasp) is False
-    est = GripperStateEstimator(GripperStateConfig(rule="opening"))
+    assert GripperStateEstimator(GripperStateConfig(rule="centroid")).update_measurement(wide_grasp) is False
+    assert GripperStateConfig().rule == "opening"  # the default
+    est = GripperStateEstimator(GripperStateConfig())
     assert est.update_measurement(wide_grasp) is True
     # one finger unseen: no measurement, the state is kept (even though an opening was estimated)
     assert est.update_measurement(FingerMeasurement(None, np.zeros(3), 0, 20, opening=0.08)) is True
@@ -177,3 +178,23 @@ def test_measured_opening_follows_the_finger_surfaces(hand_model):
         assert meas.opening == pytest.approx(opening, abs=0.0021)
         est = GripperStateEstimator(cfg, closed=opening >= 0.07)  # start from the wrong state
         assert est.update_measurement(meas) is (opening < cfg.closed_below_opening)
+
+
+def test_a_trusted_guess_of_an_unseen_hand_starts_tracking_from_the_guess(hand_model):
+    X = make_pose(Rotation.from_rotvec([0.3, -0.2, 0.1]).as_matrix(), np.array([0.05, -0.02, 0.6]))
+    points, valid = np.zeros((12, 16, 3)), np.zeros((12, 16), bool)  # the hand is not visible at all
+    mask = np.ones((12, 16), bool)
+    trusted = IcpHandTracker(IcpTrackerConfig(register_guess_search=False), hand_model)
+    res = trusted.register_points(points, valid, mask, X)
+    assert res.score == 0.0
+    np.testing.assert_array_equal(res.X_CG, X)
+    # Tracking goes on from there (nothing seen: the pose is kept, confidence 0).
+    again = trusted.track_points(points, valid)
+    assert again.score == 0.0 and translation_distance(again.X_CG, X) < 1e-9
+    # Without trust (or without a guess) an unseen hand is an error.
+    with pytest.raises(TrackingLostError, match="valid depth points"):
+        IcpHandTracker(IcpTrackerConfig(), hand_model).register_points(points, valid, mask, X)
+    with pytest.raises(TrackingLostError):
+        trusted.register_points(points, valid, mask, None)
+    with pytest.raises(ValueError, match="register_refine_distances"):
+        IcpTrackerConfig(register_refine_distances=())

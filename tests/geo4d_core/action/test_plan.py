@@ -285,3 +285,23 @@ def test_to_dict_from_dict_roundtrip_through_json():
         Plan.from_dict({k: v for k, v in d.items() if k != "confidence"})
     with pytest.raises(ValueError, match=r"unknown keys \['extra'\]"):
         Plan.from_dict({**d, "extra": 1})
+
+
+def test_prefix_before_the_first_violation_passes_the_checks():
+    X = _line(6)
+    X[4, 0, :3, 3] += [0.3, 0.0, 0.0]  # a jump into step 4
+    plan = _plan(X, gripper_closed=np.array([[False], [False], [True], [True], [True], [True]]),
+                 gripper_width=np.full((6, 1), 0.02))
+    limits = PlanLimits(max_linear_speed=1.0)
+    first_bad = min(v.step for v in plan.check(limits, X_BE_current=X[0]))
+    assert first_bad == 4
+    head = plan.prefix(first_bad)
+    assert head.num_steps == 4 and head.arms == plan.arms
+    np.testing.assert_array_equal(head.X_BE, X[:4])
+    np.testing.assert_array_equal(head.timestamps, plan.timestamps[:4])
+    assert head.gripper_closed[:, 0].tolist() == [False, False, True, True]
+    assert head.gripper_width.shape == (4, 1)
+    assert head.check(limits, X_BE_current=X[0]) == []
+    for bad in (0, 7, 2.5):
+        with pytest.raises(ValueError, match="Plan.prefix"):
+            plan.prefix(bad)

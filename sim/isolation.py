@@ -1,0 +1,68 @@
+"""Run one unit of simulation work (a dataset attempt, an evaluation trial) in a fresh process with a
+time limit.
+
+Drake's VTK renderer on Mesa EGL has been seen to hang forever on one particular frame (see
+`sim.generate`); nothing inside the process can interrupt it, so long-running jobs run each unit in a
+spawned child (a fresh interpreter: Drake and VTK do not survive fork) and kill it after `timeout`.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import queue as queue_module
+from typing import Any, Callable
+
+__all__ = ["SubprocessTimeout", "SubprocessCrash", "call_with_timeout"]
+
+
+class SubprocessTimeout(TimeoutError):
+    """The child did not finish within its time limit and was killed."""
+
+
+class SubprocessCrash(RuntimeError):
+    """The function raised in the child (the message carries the exception type and text) or the child
+    died without a result."""
+
+
+def _child(fn: Callable, args: tuple, results) -> None:
+    try:
+        results.put(("ok", fn(*args)))
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent
+        results.put(("error", f"{type(exc).__name__}: {exc}"))
+
+
+def call_with_timeout(fn: Callable, args: tuple = (), *, timeout: float) -> Any:
+    """`fn(*args)` in a spawned child process, killed after `timeout` seconds (<= 0: call in this process).
+
+    `fn` must be importable by name (a module-level function) and its arguments and result picklable.
+
+    Raises:
+        SubprocessTimeout: the child ran past `timeout` (it has been killed).
+        SubprocessCrash: `fn` raised in the child, or the child died without a result.
+    """
+    if timeout <= 0:
+        return fn(*args)
+    ctx = mp.get_context("spawn")
+    results = ctx.Queue()
+    child = ctx.Process(target=_child, args=(fn, args, results), daemon=False)
+    child.start()
+    try:
+        while True:
+            try:
+                status, value = results.get(timeout=min(timeout, 5.0))
+                break
+            except queue_module.Empty:
+                timeout -= 5.0
+                if timeout <= 0:
+                    child.kill()
+                    raise SubprocessTimeout("timed out (killed)") from None
+                if not child.is_alive() and results.empty():
+                    raise SubprocessCrash(f"the child process died (exit code {child.exitcode}) without a result")
+    finally:
+        child.join(timeout=60)
+        if child.is_alive():
+            child.kill()
+            child.join()
+    if status == "error":
+        raise SubprocessCrash(value)
+    return value
