@@ -38,11 +38,10 @@ from typing import Any, Callable, Protocol
 import numpy as np
 
 from geo4d_core.action.hand import HandModel, load_hand_model
-from geo4d_core.action.extraction import ViewSequence
 from geo4d_core.geometry.pointmap import depth_to_pointmap, pointmap_m_to_n
 from geo4d_core.model.world_model import Prediction
 from geo4d_core.policy import PolicyConfig, WorldModelPolicy
-from geo4d_core.policy.world_model_policy import PolicyOutput, condition_frame, plan_from_frames
+from geo4d_core.policy.world_model_policy import PolicyOutput, plan_from_prediction
 from sim.control import PlanningError
 from sim.robot import SimObservation, SimRobot, SimRobotConfig
 
@@ -190,12 +189,8 @@ class OraclePolicy:
         t0 = time.perf_counter()
         pred = true_prediction(robot.true_future(self.horizon), robot)
         t1 = time.perf_counter()
-        cond = condition_frame(obs.obs_n, obs.state, robot.X_BC_n, self.hand_model,
-                               depth_tolerance=self.config.mask_depth_tolerance,
-                               dilate_px=self.config.mask_dilate_px)
-        views = {"n": ViewSequence(pred.points_n, pred.valid_n), "m": ViewSequence(pred.points_m_in_n, pred.valid_m)}
-        plan, violations, result = plan_from_frames(cond, views, robot.X_BC_n, obs.state, self.config,
-                                                    hand_model=self.hand_model, trackers=self._trackers)
+        plan, violations, result = plan_from_prediction(obs.obs_n, pred, obs.state, robot.X_BC_n, self.config,
+                                                        hand_model=self.hand_model, trackers=self._trackers)
         t2 = time.perf_counter()
         return PolicyOutput(plan, violations, result, pred,
                             {"predict_s": t1 - t0, "extract_s": t2 - t1, "total_s": t2 - t0})
@@ -251,8 +246,7 @@ def make_policy(config: TrialConfig, *, model=None, hand_model: HandModel | None
         return OraclePolicy(config.policy_config, hand_model=hand_model)
     if model is not None:
         return ModelPolicy(model, config.policy_config, hand_model=hand_model)
-    policy = ModelPolicy.from_checkpoint(config.checkpoint, config.policy_config)
-    return policy
+    return ModelPolicy.from_checkpoint(config.checkpoint, config.policy_config)
 
 
 # A video frame callback: (the robot, its observation after a control period, the cycle's policy output or

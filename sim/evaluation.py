@@ -21,8 +21,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
-import tempfile
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -34,6 +32,7 @@ import numpy as np
 from tqdm import tqdm
 
 from geo4d_core.action.gripper_state import GripperStateConfig
+from geo4d_core.atomic import write_text_atomic
 from geo4d_core.policy import PolicyConfig
 from sim.closed_loop import POLICIES, TrialConfig, make_policy, run_trial
 from sim.isolation import SubprocessCrash, SubprocessTimeout, call_with_timeout
@@ -106,15 +105,6 @@ def trial_path(out: Path, task: str, policy: str, index: int) -> Path:
     return Path(out) / task / policy / f"trial_{index:04d}.json"
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-
-
 def _settings(cfg: EvalConfig, task: str) -> dict[str, Any]:
     """What must not change between runs that add trials to the same folder."""
     d = cfg.trial_config(task, 0).to_dict()
@@ -156,7 +146,7 @@ def run_one_trial(trial: TrialConfig, path: Path) -> dict[str, Any]:
             video.close()
     d = result.to_dict()
     d["files"] = {"video": str(video.path) if video is not None and video.frames else None, **snapshot}
-    _atomic_write(path, json.dumps(d, indent=1))
+    write_text_atomic(path, json.dumps(d, indent=1))
     return d
 
 
@@ -169,7 +159,7 @@ def _run_isolated(trial: TrialConfig, path: Path, timeout: float) -> dict[str, A
         d = {"config": trial.to_dict(), "success": False, "stop": "error", "reason": why, "sim_seconds": 0.0,
              "wall_seconds": time.perf_counter() - start, "camera_sources": [], "placement_seed": -1,
              "cycles": [], "robot_timings": {}, "poses_finite": True, "files": {}}
-        _atomic_write(path, json.dumps(d, indent=1))
+        write_text_atomic(path, json.dumps(d, indent=1))
         return d
 
 
@@ -180,15 +170,15 @@ def run_evaluation(cfg: EvalConfig, *, progress: bool = True) -> dict[str, Any]:
     for task in cfg.tasks:
         folder = cfg.out / task / cfg.policy
         settings_file = folder / "settings.json"
-        settings = _settings(cfg, task)
+        settings = json.loads(json.dumps(_settings(cfg, task)))  # as read back from the file
         if settings_file.exists():
             old = json.loads(settings_file.read_text())
-            if old != json.loads(json.dumps(settings)):
-                changed = sorted(k for k in set(old) | set(settings) if old.get(k) != json.loads(json.dumps(settings)).get(k))
+            if old != settings:
+                changed = sorted(k for k in set(old) | set(settings) if old.get(k) != settings.get(k))
                 raise ValueError(f"{folder} holds trials run with other settings (differing: {', '.join(changed)}); "
                                  f"use another --out folder")
         else:
-            _atomic_write(settings_file, json.dumps(settings, indent=1))
+            write_text_atomic(settings_file, json.dumps(settings, indent=1))
         for i in cfg.indices():
             path = trial_path(cfg.out, task, cfg.policy, i)
             if path.exists() and json.loads(path.read_text()).get("stop") != "error":
@@ -327,7 +317,7 @@ def write_report(out: Path) -> dict[str, Any]:
     """Summarise every trial under OUT into OUT/results.json and OUT/results.md; returns the summary."""
     results = load_results(out)
     summary = summarize(results)
-    _atomic_write(Path(out) / "results.json", json.dumps(summary, indent=1))
-    _atomic_write(Path(out) / "results.md", results_markdown(summary))
+    write_text_atomic(Path(out) / "results.json", json.dumps(summary, indent=1))
+    write_text_atomic(Path(out) / "results.md", results_markdown(summary))
     return summary
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import queue as queue_module
+import time
 from typing import Any, Callable
 
 __all__ = ["SubprocessTimeout", "SubprocessCrash", "call_with_timeout"]
@@ -46,16 +47,17 @@ def call_with_timeout(fn: Callable, args: tuple = (), *, timeout: float) -> Any:
     results = ctx.Queue()
     child = ctx.Process(target=_child, args=(fn, args, results), daemon=False)
     child.start()
+    deadline = time.monotonic() + timeout
     try:
-        while True:
+        while True:  # wake every few seconds to notice a child that died without a result (e.g. a segfault)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                child.kill()
+                raise SubprocessTimeout("timed out (killed)")
             try:
-                status, value = results.get(timeout=min(timeout, 5.0))
+                status, value = results.get(timeout=min(left, 5.0))
                 break
             except queue_module.Empty:
-                timeout -= 5.0
-                if timeout <= 0:
-                    child.kill()
-                    raise SubprocessTimeout("timed out (killed)") from None
                 if not child.is_alive() and results.empty():
                     raise SubprocessCrash(f"the child process died (exit code {child.exitcode}) without a result")
     finally:

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Sequence
+
+from geo4d_core.atomic import write_text_atomic
 
 RECIPE_NAME = "data_recipe.json"  # written by the training script next to the checkpoint's weights
 PROG = "evaluate_stereo4d"
@@ -112,18 +112,6 @@ def held_out_episodes(checkpoint: Path, data: Path, names: Sequence[str] | None)
     return episodes, "every episode under --data"
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def run(args: argparse.Namespace) -> int:
     if args.pairs < 1 or args.times < 1 or args.steps < 1:
         raise EvaluationError("--pairs, --times and --steps must be >= 1, "
@@ -167,9 +155,9 @@ def run(args: argparse.Namespace) -> int:
         "notes": list(dict.fromkeys(notes)),
         "models": report,
     }
-    _write_atomic(args.out, json.dumps(out, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
+    write_text_atomic(args.out, json.dumps(out, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
     if args.markdown is not None:
-        _write_atomic(args.markdown, table)
+        write_text_atomic(args.markdown, table)
     print(table, end="")
     for note in out["notes"]:
         print(f"note: {note}")

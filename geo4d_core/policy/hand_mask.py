@@ -15,11 +15,18 @@ import numpy as np
 from geo4d_core.action.hand import HandModel
 from geo4d_core.geometry.projection import project_points
 
-__all__ = ["project_hand_mask"]
+__all__ = ["project_hand_mask", "MASK_DEPTH_TOLERANCE", "MASK_DILATE_PX"]
+
+# Defaults of the visibility test and the growth of the mask. No growth: at 128x160 even 2 px took in the arm's
+# flange above the hand, and a registration seeded with the exact pose slid 16 mm / 14 deg off it
+# (0.6 mm / 0.7 deg without).
+MASK_DEPTH_TOLERANCE = 0.02  # metres
+MASK_DILATE_PX = 0  # pixels
 
 
 def project_hand_mask(model: HandModel, X_CG: np.ndarray, K: np.ndarray, depth: np.ndarray, *,
-                      opening: float = 0.08, depth_tolerance: float = 0.03, dilate_px: int = 2) -> np.ndarray:
+                      opening: float = 0.08, depth_tolerance: float = MASK_DEPTH_TOLERANCE,
+                      dilate_px: int = MASK_DILATE_PX) -> np.ndarray:
     """(H, W) bool mask of the pixels of camera C that see the hand at pose X_CG.
 
     Args:

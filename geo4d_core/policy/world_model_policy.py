@@ -32,10 +32,10 @@ from geo4d_core.action.plan import Plan, PlanLimits, PlanViolation
 from geo4d_core.geometry.pointmap import depth_to_pointmap
 from geo4d_core.geometry.poses import invert_pose
 from geo4d_core.model.world_model import Observation, Prediction, WorldModel
-from geo4d_core.policy.hand_mask import project_hand_mask
+from geo4d_core.policy.hand_mask import MASK_DEPTH_TOLERANCE, MASK_DILATE_PX, project_hand_mask
 
 __all__ = ["PolicyConfig", "RobotState", "PolicyOutput", "condition_frame", "plan_from_frames",
-           "WorldModelPolicy"]
+           "plan_from_prediction", "WorldModelPolicy"]
 
 
 @dataclass
@@ -57,10 +57,9 @@ class PolicyConfig:
     # Speed and workspace limits a plan must respect (robot base frame).
     limits: PlanLimits = field(default_factory=PlanLimits)
     # Hand-mask pixels must see depth within this distance of the hand model at the robot's pose, metres.
-    mask_depth_tolerance: float = 0.02
-    # Grow the hand mask by this many pixels. 0: at 128x160 even 2 px took in the arm's flange above the hand
-    # (the registration then slid 16 mm / 14 deg off the exact pose guess; 0.6 mm / 0.7 deg without).
-    mask_dilate_px: int = 0
+    mask_depth_tolerance: float = MASK_DEPTH_TOLERANCE
+    # Grow the hand mask by this many pixels (see geo4d_core.policy.hand_mask).
+    mask_dilate_px: int = MASK_DILATE_PX
 
     def __post_init__(self) -> None:
         if self.steps < 1:
@@ -123,7 +122,7 @@ class PolicyOutput:
 
 
 def condition_frame(obs_n: Observation, state: RobotState, X_BC_n: np.ndarray, hand_model: HandModel, *,
-                    depth_tolerance: float = 0.02, dilate_px: int = 0) -> ConditionFrame:
+                    depth_tolerance: float = MASK_DEPTH_TOLERANCE, dilate_px: int = MASK_DILATE_PX) -> ConditionFrame:
     """The frame the tracker registers on: view n's observation with the robot's pose as guess and mask.
 
     `obs_n` must be at the resolution the views are tracked at (for predictions: `WorldModel.prepare`).
@@ -152,6 +151,18 @@ def plan_from_frames(condition: ConditionFrame, views: Mapping[str, ViewSequence
     return plan, plan.check(config.limits, X_BE_current=state.X_BE), result
 
 
+def plan_from_prediction(obs_n: Observation, prediction: Prediction, state: RobotState, X_BC_n: np.ndarray,
+                         config: PolicyConfig, *, hand_model: HandModel,
+                         trackers: dict | None = None) -> tuple[Plan, list[PlanViolation], ExtractionResult]:
+    """Register on view n's observation (at the prediction's resolution) and extract the plan from both
+    predicted views (view m's points already in camera n's frame)."""
+    cond = condition_frame(obs_n, state, X_BC_n, hand_model, depth_tolerance=config.mask_depth_tolerance,
+                           dilate_px=config.mask_dilate_px)
+    views = {"n": ViewSequence(prediction.points_n, prediction.valid_n),
+             "m": ViewSequence(prediction.points_m_in_n, prediction.valid_m)}
+    return plan_from_frames(cond, views, X_BC_n, state, config, hand_model=hand_model, trackers=trackers)
+
+
 class WorldModelPolicy:
     """The world-model policy: `reset()` at the start of an episode, `predict_action(...)` every cycle."""
 
@@ -178,12 +189,9 @@ class WorldModelPolicy:
         pred = self.model.predict(obs_n, obs_m, steps=cfg.steps, seed=cfg.seed + self.cycle,
                                   guidance_scale=cfg.guidance_scale)
         t1 = time.perf_counter()
-        prepared_n = self.model.prepare(obs_n, "obs_n")
-        cond = condition_frame(prepared_n, state, self.X_BC_n, self.hand_model,
-                               depth_tolerance=cfg.mask_depth_tolerance, dilate_px=cfg.mask_dilate_px)
-        views = {"n": ViewSequence(pred.points_n, pred.valid_n), "m": ViewSequence(pred.points_m_in_n, pred.valid_m)}
-        plan, violations, result = plan_from_frames(cond, views, self.X_BC_n, state, cfg,
-                                                     hand_model=self.hand_model, trackers=self._trackers)
+        plan, violations, result = plan_from_prediction(self.model.prepare(obs_n, "obs_n"), pred, state,
+                                                        self.X_BC_n, cfg, hand_model=self.hand_model,
+                                                        trackers=self._trackers)
         t2 = time.perf_counter()
         self.cycle += 1
         return PolicyOutput(plan, violations, result, pred,
