@@ -19,9 +19,11 @@ Stopping. After every cycle the task's success predicate is evaluated; success e
 and the scripted expert also end once the expert's demonstration is over (`SimRobot.expert_duration`:
 nothing moves after that); every policy ends at `max_seconds` of trial time. A plan that fails the plan
 checks runs only up to its first violating step (`execute_valid_prefix`; those steps pass every check on
-their own) and the robot plans again after them. A plan rejected at its first step, or one the arm cannot
-follow (`PlanningError`), is not executed: the robot holds for one control period and plans again from a
-new observation; `max_rejections` such cycles in a row are a safety stop.
+their own) and the robot plans again after them; likewise a plan the arm can follow only up to some step
+(`PlanningError` with its `step`: IK fails, or a joint would have to jump). A plan rejected at its first
+step is not executed: the robot holds for one control period and plans again from a new observation;
+`max_rejections` such cycles in a row are a safety stop. Steps faster than the arm's joint speed limit are
+slowed down by the executor (`sim.execution.PlanExecutor.max_slowdown`), not refused.
 
 Frames: plans are in the robot base frame B = W (`sim.robot`); poses in the records are metres.
 Time: trial time in seconds since the end of settling; wall times in seconds.
@@ -43,7 +45,7 @@ from geo4d_core.model.world_model import Prediction
 from geo4d_core.policy import PolicyConfig, WorldModelPolicy
 from geo4d_core.policy.world_model_policy import PolicyOutput, plan_from_prediction
 from sim.control import PlanningError
-from sim.robot import SimObservation, SimRobot, SimRobotConfig
+from sim.robot import SimObservation, SimRobot, SimRobotConfig, sample_camera_pair
 
 __all__ = ["POLICIES", "TrialConfig", "CycleRecord", "TrialResult", "OraclePolicy", "ScriptedPolicy",
            "ModelPolicy", "make_policy", "run_trial", "true_prediction"]
@@ -120,7 +122,8 @@ class TrialResult:
     sim_seconds: float  # trial time at the end, seconds
     wall_seconds: float  # wall time of the whole trial, seconds (station build included)
     camera_sources: list[str]  # pool names of cameras (n, m)
-    placement_seed: int  # the object-placement seed drawn from the trial seed
+    placement_seed: int  # the object-placement seed drawn from the trial seed (-1: none could be used)
+    placement_attempt: int = 0  # how many placements of the trial seed the expert could not plan before it
     cycles: list[CycleRecord] = field(default_factory=list)  # the planning cycles, in order
     robot_timings: dict[str, float] = field(default_factory=dict)  # SimRobot.timings at the end
 
@@ -267,9 +270,13 @@ def run_trial(config: TrialConfig, *, policy: ClosedLoopPolicy | None = None,
     """
     start = time.perf_counter()
     policy = policy if policy is not None else make_policy(config)
-    robot = SimRobot(config.robot_config())
+    try:
+        robot = SimRobot(config.robot_config())
+    except PlanningError as exc:  # the scripted expert cannot plan any placement of this trial seed
+        return TrialResult(config.to_dict(), False, "error", str(exc), 0.0, time.perf_counter() - start,
+                           [c.name for c in sample_camera_pair(config.robot_config())], -1)
     result = TrialResult(config.to_dict(), False, "timeout", "", 0.0, 0.0, list(robot.camera_sources),
-                         int(robot.placement_seed))
+                         int(robot.placement_seed), int(robot.placement_attempt))
     expert_bound = config.policy in ("oracle", "scripted")
     try:
         policy.reset(robot)
@@ -300,7 +307,7 @@ def run_trial(config: TrialConfig, *, policy: ClosedLoopPolicy | None = None,
                 result.reason = (f"safety stop: {rejections} plans in a row not executed; last: "
                                  f"{'; '.join(record.violations)}")
                 break
-    except PlanningError as exc:  # the scripted expert cannot plan this placement
+    except PlanningError as exc:  # the scripted expert cannot plan this placement (placement_attempts = 1)
         result.stop, result.reason = "error", str(exc)
     result.sim_seconds = float(robot.time)
     result.wall_seconds = time.perf_counter() - start
@@ -335,11 +342,17 @@ def _execute_cycle(robot: SimRobot, config: TrialConfig, obs: SimObservation, ou
     if violations and config.execute_valid_prefix and first_bad >= 1:
         to_run, steps, executed = plan.prefix(first_bad), min(steps, first_bad), True
     t = time.perf_counter()
-    if executed:
+    while executed:
         try:
             robot.execute(to_run, steps=0 if record_frames else steps)
+            break
         except PlanningError as exc:
-            violations, executed = [f"planning: {exc}"], False
+            violations.append(f"planning: {exc}")
+            k = int(getattr(exc, "step", 0))  # the first step the arm cannot follow
+            if config.execute_valid_prefix and 1 <= k < to_run.num_steps:
+                to_run, steps = to_run.prefix(k), min(steps, k)  # the steps before it can be followed
+            else:
+                executed = False
     if not executed:
         steps = 1
         if not record_frames:

@@ -92,32 +92,47 @@ class ArmTrajectory:
 
 
 def plan_arm_trajectory(kin: ArmKinematics, q_start: np.ndarray, width_start: float,
-                        waypoints: list[Waypoint], *, dt: float = 0.1, max_speed: float = 2.0) -> ArmTrajectory:
+                        waypoints: list[Waypoint], *, dt: float = 0.1, max_speed: float = 2.0,
+                        max_slowdown: float = 1.0) -> ArmTrajectory:
     """Joint trajectory from q_start through Cartesian waypoints.
 
     Straight segments are sampled every `dt` seconds along the SE(3) interpolation (slerp + linear) and
     solved by IK seeded with the previous sample, so E moves in a straight line; the samples are joined
     by a shape-preserving cubic with zero velocity at both ends. Non-straight waypoints are reached by
-    one joint-space move. Raises PlanningError when a sample is unreachable or a joint would have to move
-    faster than `max_speed` rad/s on average between samples (an IK branch flip, or too short a segment).
+    one joint-space move.
+
+    Joint speed. A sample whose largest joint move would be faster than `max_speed` rad/s on average is
+    slowed down (retimed) to exactly `max_speed`, by at most a factor `max_slowdown` of its nominal time;
+    every later sample moves later by the same delay, so the trajectory keeps its path and finishes
+    late. `max_slowdown = 1` (the default, for the scripted expert whose timing is designed) allows no
+    retiming. A move that would need more than `max_slowdown` (an IK branch flip, or a plan far too fast
+    for the arm) raises PlanningError, as does an unreachable sample.
     """
+    if not max_slowdown >= 1.0:
+        raise ValueError(f"max_slowdown must be >= 1 (1 = no retiming), got {max_slowdown}")
     times, qs, widths, poses = [0.0], [np.asarray(q_start, float)], [width_start], [kin.fk(q_start)]
+    t_nominal, delay = 0.0, 0.0  # the plan's own time of the last sample; seconds of retiming so far
     for wp in waypoints:
-        t0, X0 = times[-1], poses[-1]
+        t0, X0 = t_nominal, poses[-1]
         if wp.t <= t0:
             raise PlanningError(f"waypoint times must increase: {wp.t} after {t0}")
         n = max(1, int(np.ceil((wp.t - t0) / dt))) if wp.straight else 1
+        seg = (wp.t - t0) / n  # nominal seconds per sample
         for i in range(1, n + 1):
             s = i / n
             X = interpolate_pose(X0, wp.X_WE, s)
             q = kin.ik(X, qs[-1])
             step = float(np.max(np.abs(q - qs[-1])))
-            if step > max_speed * (wp.t - t0) / n:
-                raise PlanningError(f"joint jump of {step:.2f} rad in {(wp.t - t0) / n:.2f} s at t={t0 + s * (wp.t - t0):.2f} s")
-            times.append(t0 + s * (wp.t - t0))
+            if step > max_speed * seg * max_slowdown:
+                raise PlanningError(f"joint jump of {step:.2f} rad in {seg:.2f} s at t={t0 + s * (wp.t - t0):.2f} s"
+                                    + (f" (more than {max_slowdown:g}x slower than planned at {max_speed:g} rad/s)"
+                                       if max_slowdown > 1.0 else ""))
+            delay += max(0.0, step / max_speed - seg)
+            times.append(t0 + s * (wp.t - t0) + delay)
             qs.append(q)
             widths.append(wp.width)
             poses.append(X)
+        t_nominal = wp.t
     times_a = np.asarray(times)
     traj = PiecewisePolynomial.CubicShapePreserving(times_a, np.asarray(qs).T, zero_end_point_derivatives=True)
     return ArmTrajectory(traj, times_a, np.asarray(widths), np.asarray(poses))

@@ -4,7 +4,8 @@ A `Plan` holds per step a timestamp (seconds after the observation the plan was 
 tool-centre-point poses `X_BE` of its arms in the robot base frame B and the gripper commands
 (`geo4d_core/action/plan.py`). Here every arm's steps become Cartesian waypoints in the world W
 (`X_WE = X_WB @ X_BE`), the waypoints become a smooth joint trajectory from the arm's *measured* joint
-positions (`sim.control.plan_arm_trajectory`: straight Cartesian lines solved by IK, joint-jump check),
+positions (`sim.control.plan_arm_trajectory`: straight Cartesian lines solved by IK; a step faster than
+the joint speed limit is slowed down to it, up to `max_slowdown`, and a bigger jump is refused),
 and the trajectory is installed on the arm's `JointTargetSource`, starting at the current simulation
 time. After the last step the arm holds the last pose with the last commanded finger opening.
 
@@ -66,17 +67,21 @@ class PlanExecutor:
     """Installs plans on the arms of one station; build once per station (it parses one Panda model per
     arm for kinematics)."""
 
-    def __init__(self, station: Station, *, ik_dt: float = 0.1, max_joint_speed: float = 2.0):
+    def __init__(self, station: Station, *, ik_dt: float = 0.1, max_joint_speed: float = 2.0,
+                 max_slowdown: float = 3.0):
         """
         Args:
             station: the station whose arms execute the plans.
             ik_dt: longest time between two IK samples along a straight segment, seconds.
-            max_joint_speed: a joint moving faster than this between samples (rad/s, on average) is a
-                planning error (IK branch flip or a plan that is too fast for the arm).
+            max_joint_speed: fastest average joint speed between two samples, rad/s; a faster step of the
+                plan is slowed down to it (the plan runs late, on the same path).
+            max_slowdown: most a step may be slowed down (factor of its planned duration); a step that
+                needs more is a planning error (an IK branch flip, or a plan far too fast for the arm).
         """
         self.station = station
         self.ik_dt = float(ik_dt)
         self.max_joint_speed = float(max_joint_speed)
+        self.max_slowdown = float(max_slowdown)
         self.kinematics = {arm.name: ArmKinematics(arm.X_WB) for arm in station.arms}
 
     def trajectories(self, plan: Plan, *, context, X_WB: np.ndarray) -> dict[str, ArmTrajectory]:
@@ -88,7 +93,8 @@ class PlanExecutor:
 
         Raises:
             ValueError: the plan names an arm the station lacks.
-            PlanningError: a step of an arm cannot be planned (the message names the arm and step).
+            PlanningError: a step of an arm cannot be planned (the message names the arm and step; its
+                `step` attribute is the index of that plan step).
         """
         plant = self.station.plant
         plant_context = plant.GetMyContextFromRoot(context)
@@ -111,10 +117,11 @@ class PlanExecutor:
                 out[arm_name] = self._plan(arm_name, q0, width0, waypoints)
             except PlanningError as exc:
                 k = first + self._failing_step(arm_name, q0, width0, waypoints)
-                raise PlanningError(
+                error = PlanningError(
                     f"arm {arm_name!r}, plan step {k} (t = {plan.timestamps[k]:.3g} s, "
-                    f"p_B = {np.round(plan.X_BE[k, plan.arms.index(arm_name), :3, 3], 3).tolist()}): {exc}"
-                ) from exc
+                    f"p_B = {np.round(plan.X_BE[k, plan.arms.index(arm_name), :3, 3], 3).tolist()}): {exc}")
+                error.step = k  # the first step that cannot be planned: plan.prefix(k) may still be
+                raise error from exc
         return out
 
     def execute(self, plan: Plan, *, context, X_WB: np.ndarray) -> None:
@@ -131,7 +138,7 @@ class PlanExecutor:
     def _plan(self, arm: str, q0: np.ndarray, width0: float, waypoints: list[Waypoint]) -> ArmTrajectory:
         # The relative slack keeps a 0.1 s step at one IK sample despite float rounding of the timestamps.
         return plan_arm_trajectory(self.kinematics[arm], q0, width0, waypoints, dt=self.ik_dt * (1.0 + 1e-6),
-                                   max_speed=self.max_joint_speed)
+                                   max_speed=self.max_joint_speed, max_slowdown=self.max_slowdown)
 
     def _failing_step(self, arm: str, q0: np.ndarray, width0: float, waypoints: list[Waypoint]) -> int:
         """Index of the first waypoint whose prefix fails to plan (bisection; planning is deterministic

@@ -17,9 +17,12 @@ Cameras. Like the dataset (`sim.generate`), a pool of `camera_pool` cameras is s
 trial's pair (n, m) is two distinct test cameras drawn at random, renamed "n" and "m".
 
 Seeding. `np.random.SeedSequence([config.seed, 7]).spawn(2)` gives two independent streams: the first's
-32-bit state seeds the object placement (`task.randomize(..., np.random.default_rng(placement_seed))`),
+32-bit states seed the object placement (`task.randomize(..., np.random.default_rng(placement_seed))`),
 the second drives the camera pool and the pair. The salt 7 keeps trial seeds apart from the dataset's
-episode seeds (`sim.generate.episode_seeds` uses three-entry sequences).
+episode seeds (`sim.generate.episode_seeds` uses three-entry sequences). A trial's scene is one the
+scripted expert can solve: when the expert cannot plan a placement (an unreachable grasp, an IK branch
+flip), the next 32-bit state of the placement stream is drawn, up to `placement_attempts` placements
+(`placement_attempt` and `placement_failures` say what happened). Every policy sees the same scenes.
 
 Time. Trial time 0 (`time`, `SimObservation.t`) is the end of the `SETTLE_S` seconds in which the
 objects settle, with the arms at HOME and the hands open. Observations and plans run at `fps`.
@@ -27,8 +30,8 @@ objects settle, with the arms at HOME and the hands open. Observations and plans
 Oracle. The scripted expert's plan (`task.plan`, exactly as `sim.expert`) is computed from the settled
 state (a snapshot of the context at trial time 0, planned on first use because IK planning takes
 seconds) as one `ArmTrajectory` per arm on the trial clock. `true_future` shows what the cameras would
-see if the expert's trajectories ran from the current state for the next steps, on a second simulator
-over a copy of the trial's state; the trial itself is left exactly as it was. `run_expert_step` runs the
+see if the expert's trajectories ran from the current state for the next steps, simulated on the trial's
+own simulator from a saved copy of its state that is restored afterwards: the trial is left as it was. `run_expert_step` runs the
 same trajectories on the trial (the `scripted` policy).
 """
 
@@ -75,12 +78,13 @@ class SimRobotConfig:
     max_seconds: float = 30.0  # trial time limit, simulated seconds
     camera_pool: int = 16  # cameras sampled like the dataset (geo4d_core.data.cameras.sample_cameras) ...
     test_cameras: int = 4  # ... of which the last ones are "test"; the pair (n, m) is drawn from the test ones
+    placement_attempts: int = 5  # object placements drawn until the scripted expert can plan one (1 = no check)
     scene: SceneConfig = field(default_factory=SceneConfig)  # physics and control settings of the station
 
     def __post_init__(self) -> None:
         if isinstance(self.scene, Mapping):
             self.scene = SceneConfig(**dict(self.scene))
-        for name in ("height", "width", "camera_pool", "test_cameras"):
+        for name in ("height", "width", "camera_pool", "test_cameras", "placement_attempts"):
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"SimRobotConfig.{name} must be a positive int, got {value!r}")
@@ -114,10 +118,14 @@ class SimObservation:
     t: float  # trial time, seconds since the end of settling
 
 
-def trial_seeds(seed: int) -> tuple[int, np.random.Generator]:
-    """(object-placement seed, camera rng) of trial `seed`: independent streams of SeedSequence([seed, 7])."""
+def trial_seeds(seed: int, attempts: int = 1) -> tuple[int | list[int], np.random.Generator]:
+    """(object-placement seed, camera rng) of trial `seed`: independent streams of SeedSequence([seed, 7]).
+
+    With `attempts` > 1 the first item is the list of the first `attempts` placement seeds of the
+    placement stream (its first entry is the single seed)."""
     placement, cameras = np.random.SeedSequence([int(seed), 7]).spawn(2)
-    return int(placement.generate_state(1)[0]), np.random.default_rng(cameras)
+    seeds = [int(x) for x in placement.generate_state(int(attempts))]
+    return (seeds[0] if attempts == 1 else seeds), np.random.default_rng(cameras)
 
 
 def sample_camera_pair(config: SimRobotConfig) -> tuple[CameraSpec, CameraSpec]:
@@ -146,7 +154,6 @@ class SimRobot:
         self.timings: dict[str, float] = {"build": 0.0, "simulate": 0.0, "render": 0.0, "plan": 0.0}
         start = _time.perf_counter()
         self._task = make_task(config.task)
-        self.placement_seed = trial_seeds(config.seed)[0]
         cameras = sample_camera_pair(config) if cameras is None else tuple(cameras)
         if len(cameras) != 2 or not all(isinstance(c, CameraSpec) for c in cameras):
             raise ValueError(f"cameras must be a pair (camera n, camera m) of CameraSpecs, got {cameras!r}")
@@ -160,17 +167,37 @@ class SimRobot:
         self._plant_context = plant.GetMyMutableContextFromRoot(self._context)
         for arm in self._station.arms:
             plant.SetPositions(self._plant_context, arm.instance, np.concatenate([HOME_Q, [MAX_FINGER_WIDTH / 2] * 2]))
-        self._task.randomize(self._station, self._plant_context, np.random.default_rng(self.placement_seed))
-        self._simulator.Initialize()
+        initial = self._context.Clone()  # before placement: each attempt starts from here
         self.X_WB = np.eye(4)  # the plans' base frame B in the world: B = W in simulation
-        self._X_BE_period_before: tuple[float, np.ndarray | None] = (-1.0, None)  # (at time, X_BE) see _advance_to
+        self.executor = PlanExecutor(self._station)
+        self._commands: dict[str, Callable | None] = {arm.name: None for arm in self._station.arms}
         self.timings["build"] += _time.perf_counter() - start
+        seeds = trial_seeds(config.seed, config.placement_attempts)[0]
+        self.placement_failures: list[str] = []  # why each earlier placement was redrawn
+        for attempt, seed in enumerate([seeds] if config.placement_attempts == 1 else seeds):
+            self.placement_attempt, self.placement_seed = attempt, seed
+            self._place(initial, seed)
+            if config.placement_attempts == 1:
+                break
+            try:
+                self._expert_cache()
+                break
+            except PlanningError as exc:
+                self.placement_failures.append(str(exc))
+        else:
+            raise PlanningError(f"trial seed {config.seed}: the scripted expert of {config.task} cannot plan any of "
+                                f"{config.placement_attempts} object placements; last: {self.placement_failures[-1]}")
+
+    def _place(self, initial, placement_seed: int) -> None:
+        """Restore the `initial` context (arms at HOME, before placement), place the objects with
+        `placement_seed` and let them settle; trial time 0 is the end of settling."""
+        self._context.SetTimeStateAndParametersFrom(initial)
+        self._task.randomize(self._station, self._plant_context, np.random.default_rng(placement_seed))
+        self._simulator.Initialize()
+        self._X_BE_period_before: tuple[float, np.ndarray | None] = (-1.0, None)  # (at time, X_BE) see _advance_to
         self._advance_to(SETTLE_S)
         self._t0 = self._context.get_time()
         self._settled = self._context.Clone()  # the expert plans from here, on first use
-
-        self.executor = PlanExecutor(self._station)
-        self._commands: dict[str, Callable | None] = {arm.name: None for arm in self._station.arms}
         self._expert: tuple[DemoPlan, dict[str, ArmTrajectory]] | None = None
 
     # ------------------------------------------------------------------------------------ properties

@@ -138,7 +138,9 @@ def extract_trajectory(
         progress: callback(step, T) after each step.
 
     Returns:
-        ExtractionResult; steps where no view produced a pose keep the previous pose with confidence 0.
+        ExtractionResult; a step where no view saw the hand (every tracker lost it or scored 0) holds the
+        last pose some view saw (the registered pose before the first step), with confidence 0: the plan
+        then keeps that arm still instead of following an extrapolated guess.
     """
     cfg = config or ExtractionConfig()
     names = [v for v in cfg.views if v in views]
@@ -162,11 +164,12 @@ def extract_trajectory(
     per_X = {v: np.tile(np.eye(4), (T, A, 1, 1)) for v in names}
     per_s = {v: np.zeros((T, A)) for v in names}
     reg_score = np.zeros(A)
+    registered = np.tile(np.eye(4), (A, 1, 1))
     for a, arm in enumerate(arms):
         init = (condition.X_CG_init or {}).get(arm)
         first = trk[(arm, names[0])]
         res = first.register_points(condition.points_C, condition.valid, condition.hand_masks[arm], init)
-        reg_score[a] = res.score
+        reg_score[a], registered[a] = res.score, res.X_CG
         prev = (condition.X_CG_prev or {}).get(arm)
         if prev is not None and init is not None:
             # The guessed motion prev -> init, applied backwards from the registered pose.
@@ -185,16 +188,21 @@ def extract_trajectory(
     dist = np.full((T, A), np.nan)
     grippers = [GripperStateEstimator(cfg.gripper, closed=bool((condition.gripper_closed or {}).get(arm, False)))
                 for arm in arms]
+    held = registered.copy()  # (A, 4, 4) the last pose some view saw (the registered pose to begin with)
     for k in range(T):
         for a, arm in enumerate(arms):
             for v in names:
+                per_X[v][k, a] = held[a]
                 try:
                     r = trk[(arm, v)].track_points(views[v].points_C[k], views[v].valid[k])
                 except TrackingLostError:
                     continue
-                per_X[v][k, a], per_s[v][k, a] = r.X_CG, r.score
+                if r.score > 0:  # a score of 0 means this view saw nothing of the hand: hold, do not guess
+                    per_X[v][k, a], per_s[v][k, a] = r.X_CG, r.score
             best = max(names, key=lambda v: per_s[v][k, a])
             fused_X[k, a], conf[k, a], src[k, a] = per_X[best][k, a], per_s[best][k, a], best
+            if conf[k, a] > 0:
+                held[a] = fused_X[k, a]
             if cfg.share_fused_pose and len(names) > 1 and conf[k, a] > 0:
                 prev = fused_X[k - 1, a] if k > 0 else None
                 for v in names:

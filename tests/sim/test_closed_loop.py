@@ -84,8 +84,9 @@ class _FixedPolicy:
 
     name = "fixed"
 
-    def __init__(self, bad_step):
+    def __init__(self, bad_step, far_step=None):
         self.bad_step = bad_step
+        self.far_step = far_step  # steps from here on are 2 m away: reported as fine, but unreachable
         self.calls = 0
 
     def reset(self, robot):
@@ -95,6 +96,8 @@ class _FixedPolicy:
         self.calls += 1
         X = np.repeat(obs.state.X_BE[None], 10, axis=0)  # (10, 1, 4, 4)
         X[:, 0, 0, 3] += 0.004 * np.arange(1, 11)
+        if self.far_step is not None:
+            X[self.far_step:, 0, 0, 3] += 2.0
         plan = Plan(timestamps=0.1 * np.arange(1, 11), arms=obs.state.arms, X_BE=X,
                     gripper_closed=np.zeros((10, 1), bool), confidence=np.ones((10, 1)),
                     source_view=np.full((10, 1), "n"))
@@ -119,6 +122,22 @@ def test_valid_prefix_runs_and_rejections_end_in_a_safety_stop():
     assert result.sim_seconds == pytest.approx(0.2)
     back = TrialResult.from_dict(json.loads(json.dumps(result.to_dict())))
     assert back.stop == "safety_stop" and back.cycles[0].violations == ["step 0: outside"]
+
+
+def test_a_plan_the_arm_can_follow_only_partly_runs_up_to_the_unreachable_step():
+    cfg = TrialConfig(task=TASK, policy="oracle", seed=0, max_seconds=0.55, chunk=10)
+    result = run_trial(cfg, policy=_FixedPolicy(bad_step=None, far_step=4))
+    assert [c.t for c in result.cycles] == pytest.approx([0.0, 0.4])  # 4 steps per cycle, then plan again
+    for c in result.cycles:
+        assert c.executed and c.steps == 4
+        assert len(c.violations) == 1 and c.violations[0].startswith("planning: arm 'arm', plan step 4")
+    assert result.sim_seconds == pytest.approx(0.8) and result.placement_attempt == 0
+    # without execute_valid_prefix the same plan is not executed at all
+    cfg = TrialConfig(task=TASK, policy="oracle", seed=0, max_seconds=5.0, max_rejections=2,
+                      execute_valid_prefix=False)
+    result = run_trial(cfg, policy=_FixedPolicy(bad_step=None, far_step=4))
+    assert [(c.executed, c.steps) for c in result.cycles] == [(False, 1), (False, 1)]
+    assert result.stop == "safety_stop" and "plan step 4" in result.reason
 
 
 def test_oracle_cycles_follow_the_expert():

@@ -72,6 +72,8 @@ def test_trial_seeds_are_reproducible_and_differ_between_trials():
     assert trial_seeds(3)[0] == trial_seeds(3)[0]
     assert trial_seeds(3)[0] != trial_seeds(4)[0]
     assert trial_seeds(3)[1].random() == trial_seeds(3)[1].random()
+    seeds = trial_seeds(3, attempts=4)[0]  # the redraws of the placement: the single seed comes first
+    assert len(seeds) == len(set(seeds)) == 4 and seeds[0] == trial_seeds(3)[0]
 
 
 def test_config_rejects_a_pool_without_two_test_cameras():
@@ -215,6 +217,20 @@ def test_an_unreachable_plan_is_a_planning_error_naming_the_arm(trial):
 
 
 # --------------------------------------------------------------------------- Drake: the expert/oracle
+
+
+def test_a_placement_the_expert_cannot_plan_is_redrawn():
+    # Trial seed 9's first spatula placement needs an IK branch flip from the expert (a joint jump at 8.8 s).
+    robot = SimRobot(SimRobotConfig(TASK, seed=9, height=H, width=W))
+    seeds = trial_seeds(9, attempts=5)[0]
+    assert robot.placement_attempt == 1 and robot.placement_seed == seeds[1]
+    assert len(robot.placement_failures) == 1 and "cannot plan" in robot.placement_failures[0]
+    assert robot.expert_duration > 0 and robot.time == 0.0  # the redrawn scene is settled, the clock at 0
+    with pytest.raises(PlanningError, match="cannot plan any of 1 object placements|cannot plan"):
+        SimRobot(SimRobotConfig(TASK, seed=9, height=H, width=W, placement_attempts=1)).expert_trajectories
+    # a scene the expert can plan keeps its first placement
+    assert SimRobot(SimRobotConfig(TASK, seed=0, height=H, width=W)).placement_attempt == 0
+
 
 
 @pytest.fixture(scope="module")

@@ -132,3 +132,24 @@ def test_current_gripper_state_holds_until_the_fingers_are_measured(episode, han
     c = ConditionFrame(cond.points_C, cond.valid, cond.hand_masks, cond.X_CG_init, gripper_closed={"arm": True})
     short = {"n": ViewSequence(seqs["n"].points_C[:3], seqs["n"].valid[:3])}
     assert not extract_trajectory(c, short, cfg, hand_model=hand_model).gripper_closed.any()
+
+
+def test_a_hand_no_view_sees_holds_its_last_seen_pose(episode, hand_model):
+    cond, seqs, truth = episode
+    H, W = cond.valid.shape
+    # steps 0-1 seen, steps 2-4 empty in both views (occluded / out of view)
+    keep = np.array([True, True, False, False, False])
+    views = {v: ViewSequence(np.where(keep[:, None, None, None], s.points_C[:5], 0.0).astype(np.float32),
+                             s.valid[:5] & keep[:, None, None]) for v, s in seqs.items()}
+    res = extract_trajectory(cond, views, ExtractionConfig(), hand_model=hand_model)
+    conf = res.confidence[:, 0]
+    assert np.all(conf[keep] > 0.3) and np.all(conf[~keep] == 0)
+    for k in (2, 3, 4):  # held exactly at the step-1 pose: no constant-velocity drift, no identity pose
+        assert np.array_equal(res.X_CG[k, 0], res.X_CG[1, 0])
+    assert translation_distance(res.X_CG[1, 0], truth[1]) < 0.005
+    # nothing seen from the very first step: the registered pose is held
+    empty = {"n": ViewSequence(np.zeros((2, H, W, 3), np.float32), np.zeros((2, H, W), bool))}
+    res = extract_trajectory(cond, empty, ExtractionConfig(views=("n",)), hand_model=hand_model)
+    assert np.all(res.confidence == 0)
+    assert translation_distance(res.X_CG[0, 0], cond.X_CG_init["arm"]) < 0.005
+    assert np.array_equal(res.X_CG[0, 0], res.X_CG[1, 0])
