@@ -87,6 +87,11 @@ class IcpTrackerConfig:
     register_guess_search: bool = True
     # Correspondence distances refining a trusted guess (register_guess_search off).
     register_refine_distances: tuple[float, ...] = (0.01, 0.004)
+    # A refinement of a trusted guess that moves it farther than this is discarded (the guess is kept), metres:
+    # with few hand pixels ICP can creep along the arm far from a guess that is good to a few millimetres.
+    register_refine_max_translation: float = 0.02
+    # The same for rotation, radians.
+    register_refine_max_rotation: float = 0.15
 
     def __post_init__(self) -> None:
         if self.voxel_size <= 0 or self.inlier_distance <= 0 or self.min_points < 1:
@@ -202,6 +207,10 @@ class IcpHandTracker:
             X_GC = self._icp(source, invert_pose(X_start), distances, hand)
             if self.config.model_to_scene:
                 X_GC = invert_pose(self._icp_model_to_scene(self._cloud(pts), invert_pose(X_GC), hand))
+            if not search and (np.linalg.norm(invert_pose(X_GC)[:3, 3] - X_start[:3, 3])
+                               > self.config.register_refine_max_translation
+                               or rotation_distance(invert_pose(X_GC), X_start) > self.config.register_refine_max_rotation):
+                X_GC = invert_pose(X_start)  # the refinement crept away from a trusted guess: keep the guess
             score = self._score(pts, X_GC)
             if best is None or score > best[0]:
                 best = (score, X_GC)
@@ -234,7 +243,7 @@ class IcpHandTracker:
         best = self._best_fit(points_C, valid, starts)
         if best is None or best[0] < self.config.recover_below:
             # Poor fit: also try the registration starts around the prediction before giving up.
-            more = self._best_fit(points_C, valid, self._register_starts(starts[0])[1:])
+            more = self._best_fit(points_C, valid, self._register_starts(starts[0])[1:], reference=starts[0])
             if more is not None and (best is None or more[0] > best[0]):
                 best = more
         if best is None:
@@ -244,11 +253,14 @@ class IcpHandTracker:
         self._update_opening(points_C, valid, X_CG)
         return TrackResult(X_CG, best[0])
 
-    def _best_fit(self, points_C: np.ndarray, valid: np.ndarray,
-                  starts: list[np.ndarray]) -> tuple[float, np.ndarray] | None:
-        """ICP from each start; the (score, X_GC) with the highest confidence, None without enough points."""
+    def _best_fit(self, points_C: np.ndarray, valid: np.ndarray, starts: list[np.ndarray],
+                  reference: np.ndarray | None = None) -> tuple[float, np.ndarray] | None:
+        """ICP from each start; the (score, X_GC) with the highest confidence, None without enough points.
+        A result farther than one step's motion (max_step_*) from `reference` (default: from its own start)
+        is dropped: the hand cannot have moved there since the last frame."""
         best: tuple[float, np.ndarray] | None = None
         for X_start in starts:
+            X_ref = X_start if reference is None else reference
             pts = self._crop(points_C, valid, X_start)
             if len(pts) < 10:
                 continue
@@ -256,8 +268,8 @@ class IcpHandTracker:
             if self.config.model_to_scene:
                 X_GC = invert_pose(self._icp_model_to_scene(self._cloud(pts), invert_pose(X_GC)))
             X_CG = invert_pose(X_GC)
-            if (np.linalg.norm(X_CG[:3, 3] - X_start[:3, 3]) > self.config.max_step_translation
-                    or rotation_distance(X_CG, X_start) > self.config.max_step_rotation):
+            if (np.linalg.norm(X_CG[:3, 3] - X_ref[:3, 3]) > self.config.max_step_translation
+                    or rotation_distance(X_CG, X_ref) > self.config.max_step_rotation):
                 continue  # implausible jump from this start: ICP slid onto something else
             pts_final = self._crop(points_C, valid, X_CG)
             score = self._score(pts_final, X_GC)

@@ -198,3 +198,20 @@ def test_a_trusted_guess_of_an_unseen_hand_starts_tracking_from_the_guess(hand_m
         trusted.register_points(points, valid, mask, None)
     with pytest.raises(ValueError, match="register_refine_distances"):
         IcpTrackerConfig(register_refine_distances=())
+
+
+def test_refining_a_trusted_guess_stays_near_the_guess(hand_scene, hand_model, cameras):
+    X = invert_pose(cameras["n"]) @ trajectory()[5]
+    pts, valid, labels = hand_scene.render(X, 0.08)
+    mask = labels == HAND_LABEL
+    cfg = IcpTrackerConfig(register_guess_search=False)
+    # a guess a few millimetres and a degree off is refined onto the hand
+    near = X @ make_pose(Rotation.from_euler("z", 0.02).as_matrix(), [0.004, -0.003, 0.002])
+    res = IcpHandTracker(cfg, hand_model).register_points(pts, valid, mask, near)
+    assert translation_distance(res.X_CG, X) < 0.002 and res.score > 0.6
+    # a refinement that would move the guess beyond register_refine_max_* is discarded: the guess is kept
+    tight = IcpTrackerConfig(register_guess_search=False, register_refine_max_translation=0.001,
+                             register_refine_max_rotation=0.001)
+    res = IcpHandTracker(tight, hand_model).register_points(pts, valid, mask, near)
+    np.testing.assert_allclose(res.X_CG, near, atol=1e-12)
+    assert res.score < IcpHandTracker(cfg, hand_model).register_points(pts, valid, mask, near).score
