@@ -348,8 +348,8 @@ def _execute_cycle(robot: SimRobot, config: TrialConfig, obs: SimObservation, ou
             break
         except PlanningError as exc:
             violations.append(f"planning: {exc}")
-            k = int(getattr(exc, "step", 0))  # the first step the arm cannot follow
-            if config.execute_valid_prefix and 1 <= k < to_run.num_steps:
+            k = exc.step  # the first step the arm cannot follow
+            if config.execute_valid_prefix and k is not None and 1 <= k < to_run.num_steps:
                 to_run, steps = to_run.prefix(k), min(steps, k)  # the steps before it can be followed
             else:
                 executed = False

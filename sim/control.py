@@ -28,7 +28,11 @@ X_HE[2, 3] = 0.1034  # E in the hand frame, metres
 
 
 class PlanningError(RuntimeError):
-    """The scripted expert could not plan a motion (unreachable pose, IK failure, joint jump)."""
+    """A motion cannot be planned (unreachable pose, IK failure, joint jump)."""
+
+    def __init__(self, message: str, *, step: int | None = None):
+        super().__init__(message)
+        self.step = step  # index of the first plan step that cannot be planned, when a plan step is to blame
 
 
 class ArmKinematics:

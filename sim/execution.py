@@ -117,11 +117,10 @@ class PlanExecutor:
                 out[arm_name] = self._plan(arm_name, q0, width0, waypoints)
             except PlanningError as exc:
                 k = first + self._failing_step(arm_name, q0, width0, waypoints)
-                error = PlanningError(
+                raise PlanningError(
                     f"arm {arm_name!r}, plan step {k} (t = {plan.timestamps[k]:.3g} s, "
-                    f"p_B = {np.round(plan.X_BE[k, plan.arms.index(arm_name), :3, 3], 3).tolist()}): {exc}")
-                error.step = k  # the first step that cannot be planned: plan.prefix(k) may still be
-                raise error from exc
+                    f"p_B = {np.round(plan.X_BE[k, plan.arms.index(arm_name), :3, 3], 3).tolist()}): {exc}",
+                    step=k) from exc
         return out
 
     def execute(self, plan: Plan, *, context, X_WB: np.ndarray) -> None:

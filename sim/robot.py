@@ -31,8 +31,8 @@ Oracle. The scripted expert's plan (`task.plan`, exactly as `sim.expert`) is com
 state (a snapshot of the context at trial time 0, planned on first use because IK planning takes
 seconds) as one `ArmTrajectory` per arm on the trial clock. `true_future` shows what the cameras would
 see if the expert's trajectories ran from the current state for the next steps, simulated on the trial's
-own simulator from a saved copy of its state that is restored afterwards: the trial is left as it was. `run_expert_step` runs the
-same trajectories on the trial (the `scripted` policy).
+own simulator from a saved copy of its state that is restored afterwards: the trial is left as it was.
+`run_expert_step` runs the same trajectories on the trial (the `scripted` policy).
 """
 
 from __future__ import annotations
@@ -58,7 +58,8 @@ from sim.scene import HOME_Q, MAX_FINGER_WIDTH, SceneConfig, Station, build_stat
 from sim.tasks import make_task
 from sim.tasks.base import DemoPlan, Outcome, Task
 
-__all__ = ["GRIPPER_CLOSED_BELOW", "SimObservation", "SimRobot", "SimRobotConfig", "sample_camera_pair", "trial_seeds"]
+__all__ = ["GRIPPER_CLOSED_BELOW", "SimObservation", "SimRobot", "SimRobotConfig", "placement_seeds",
+           "sample_camera_pair", "trial_seeds"]
 
 # A measured finger opening below this counts as closed, metres. A fully open hand measures 0.080; closing
 # on the task objects stops the fingers at the object (spatula handle 0.012, apple 0.064, cereal box 0.066),
@@ -118,14 +119,16 @@ class SimObservation:
     t: float  # trial time, seconds since the end of settling
 
 
-def trial_seeds(seed: int, attempts: int = 1) -> tuple[int | list[int], np.random.Generator]:
-    """(object-placement seed, camera rng) of trial `seed`: independent streams of SeedSequence([seed, 7]).
+def trial_seeds(seed: int) -> tuple[int, np.random.Generator]:
+    """(object-placement seed, camera rng) of trial `seed`: independent streams of SeedSequence([seed, 7])."""
+    return placement_seeds(seed, 1)[0], np.random.default_rng(np.random.SeedSequence([int(seed), 7]).spawn(2)[1])
 
-    With `attempts` > 1 the first item is the list of the first `attempts` placement seeds of the
-    placement stream (its first entry is the single seed)."""
-    placement, cameras = np.random.SeedSequence([int(seed), 7]).spawn(2)
-    seeds = [int(x) for x in placement.generate_state(int(attempts))]
-    return (seeds[0] if attempts == 1 else seeds), np.random.default_rng(cameras)
+
+def placement_seeds(seed: int, attempts: int) -> list[int]:
+    """The first `attempts` object-placement seeds of trial `seed` (its placement stream; the first one
+    is `trial_seeds(seed)[0]`, the others are the redraws)."""
+    placement = np.random.SeedSequence([int(seed), 7]).spawn(2)[0]
+    return [int(x) for x in placement.generate_state(int(attempts))]
 
 
 def sample_camera_pair(config: SimRobotConfig) -> tuple[CameraSpec, CameraSpec]:
@@ -172,15 +175,13 @@ class SimRobot:
         self.executor = PlanExecutor(self._station)
         self._commands: dict[str, Callable | None] = {arm.name: None for arm in self._station.arms}
         self.timings["build"] += _time.perf_counter() - start
-        seeds = trial_seeds(config.seed, config.placement_attempts)[0]
         self.placement_failures: list[str] = []  # why each earlier placement was redrawn
-        for attempt, seed in enumerate([seeds] if config.placement_attempts == 1 else seeds):
+        for attempt, seed in enumerate(placement_seeds(config.seed, config.placement_attempts)):
             self.placement_attempt, self.placement_seed = attempt, seed
             self._place(initial, seed)
-            if config.placement_attempts == 1:
-                break
             try:
-                self._expert_cache()
+                if config.placement_attempts > 1:  # 1: no check, the expert plans on first use
+                    self._expert_cache()
                 break
             except PlanningError as exc:
                 self.placement_failures.append(str(exc))

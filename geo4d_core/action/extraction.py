@@ -164,12 +164,12 @@ def extract_trajectory(
     per_X = {v: np.tile(np.eye(4), (T, A, 1, 1)) for v in names}
     per_s = {v: np.zeros((T, A)) for v in names}
     reg_score = np.zeros(A)
-    registered = np.tile(np.eye(4), (A, 1, 1))
+    held = np.tile(np.eye(4), (A, 1, 1))  # per arm the last pose some view saw: the registered pose to begin with
     for a, arm in enumerate(arms):
         init = (condition.X_CG_init or {}).get(arm)
         first = trk[(arm, names[0])]
         res = first.register_points(condition.points_C, condition.valid, condition.hand_masks[arm], init)
-        reg_score[a], registered[a] = res.score, res.X_CG
+        reg_score[a], held[a] = res.score, res.X_CG
         prev = (condition.X_CG_prev or {}).get(arm)
         if prev is not None and init is not None:
             # The guessed motion prev -> init, applied backwards from the registered pose.
@@ -188,7 +188,6 @@ def extract_trajectory(
     dist = np.full((T, A), np.nan)
     grippers = [GripperStateEstimator(cfg.gripper, closed=bool((condition.gripper_closed or {}).get(arm, False)))
                 for arm in arms]
-    held = registered.copy()  # (A, 4, 4) the last pose some view saw (the registered pose to begin with)
     for k in range(T):
         for a, arm in enumerate(arms):
             for v in names:

@@ -207,10 +207,11 @@ class IcpHandTracker:
             X_GC = self._icp(source, invert_pose(X_start), distances, hand)
             if self.config.model_to_scene:
                 X_GC = invert_pose(self._icp_model_to_scene(self._cloud(pts), invert_pose(X_GC), hand))
-            if not search and (np.linalg.norm(invert_pose(X_GC)[:3, 3] - X_start[:3, 3])
-                               > self.config.register_refine_max_translation
-                               or rotation_distance(invert_pose(X_GC), X_start) > self.config.register_refine_max_rotation):
-                X_GC = invert_pose(X_start)  # the refinement crept away from a trusted guess: keep the guess
+            if not search:
+                X_CG = invert_pose(X_GC)
+                if (np.linalg.norm(X_CG[:3, 3] - X_start[:3, 3]) > self.config.register_refine_max_translation
+                        or rotation_distance(X_CG, X_start) > self.config.register_refine_max_rotation):
+                    X_GC = invert_pose(X_start)  # the refinement crept away from a trusted guess: keep the guess
             score = self._score(pts, X_GC)
             if best is None or score > best[0]:
                 best = (score, X_GC)

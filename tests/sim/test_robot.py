@@ -11,7 +11,8 @@ from geo4d_core.geometry import depth_to_pointmap, make_pose, transform_points
 from sim.control import PlanningError
 from sim.execution import plan_to_waypoints, plan_widths
 from sim.expert import measured_state
-from sim.robot import GRIPPER_CLOSED_BELOW, SimRobot, SimRobotConfig, sample_camera_pair, trial_seeds
+from sim.robot import (GRIPPER_CLOSED_BELOW, SimRobot, SimRobotConfig, placement_seeds, sample_camera_pair,
+                       trial_seeds)
 from sim.scene import MAX_FINGER_WIDTH
 
 TASK = "PutSpatulaOnTable"
@@ -72,7 +73,7 @@ def test_trial_seeds_are_reproducible_and_differ_between_trials():
     assert trial_seeds(3)[0] == trial_seeds(3)[0]
     assert trial_seeds(3)[0] != trial_seeds(4)[0]
     assert trial_seeds(3)[1].random() == trial_seeds(3)[1].random()
-    seeds = trial_seeds(3, attempts=4)[0]  # the redraws of the placement: the single seed comes first
+    seeds = placement_seeds(3, 4)  # the redraws of the placement: the trial's own seed comes first
     assert len(seeds) == len(set(seeds)) == 4 and seeds[0] == trial_seeds(3)[0]
 
 
@@ -222,7 +223,7 @@ def test_an_unreachable_plan_is_a_planning_error_naming_the_arm(trial):
 def test_a_placement_the_expert_cannot_plan_is_redrawn():
     # Trial seed 9's first spatula placement needs an IK branch flip from the expert (a joint jump at 8.8 s).
     robot = SimRobot(SimRobotConfig(TASK, seed=9, height=H, width=W))
-    seeds = trial_seeds(9, attempts=5)[0]
+    seeds = placement_seeds(9, 5)
     assert robot.placement_attempt == 1 and robot.placement_seed == seeds[1]
     assert len(robot.placement_failures) == 1 and "cannot plan" in robot.placement_failures[0]
     assert robot.expert_duration > 0 and robot.time == 0.0  # the redrawn scene is settled, the clock at 0
