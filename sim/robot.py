@@ -14,7 +14,12 @@ pose (`Station.arms[i].X_WB`) is a different frame that only the kinematics use.
 
 Cameras. Like the dataset (`sim.generate`), a pool of `camera_pool` cameras is sampled with
 `geo4d_core.data.cameras.sample_cameras`, of which the last `test_cameras` are held-out "test" views; the
-trial's pair (n, m) is two distinct test cameras drawn at random, renamed "n" and "m".
+trial's pair (n, m) is two distinct test cameras, renamed "n" and "m". The ordered pairs are put in a
+random order (`camera_pair_candidates`; the first is `sample_camera_pair`'s), and with `camera_coverage`
+on (the default) the trial takes the first pair that sees the most of the scripted expert's TCP path: the
+fraction of its 10 Hz samples (every arm) inside at least one of the two images, `COVERAGE_MARGIN` of the image
+size from its border (`path_coverage`, recorded as `camera_coverage`). A pair that loses the hand for seconds while
+another pair of the same trial sees it throughout tests the cameras, not the policy.
 
 Seeding. `np.random.SeedSequence([config.seed, 7]).spawn(2)` gives two independent streams: the first's
 32-bit states seed the object placement (`task.randomize(..., np.random.default_rng(placement_seed))`),
@@ -48,7 +53,7 @@ from pydrake.systems.analysis import Simulator
 from geo4d_core.action.plan import Plan
 from geo4d_core.data import CameraSpec
 from geo4d_core.data.cameras import sample_cameras
-from geo4d_core.geometry import invert_pose
+from geo4d_core.geometry import invert_pose, project_world_points
 from geo4d_core.model.world_model import Observation
 from geo4d_core.policy import RobotState
 from sim.control import ArmTrajectory, PlanningError, plan_arm_trajectory
@@ -58,13 +63,16 @@ from sim.scene import HOME_Q, MAX_FINGER_WIDTH, SceneConfig, Station, build_stat
 from sim.tasks import make_task
 from sim.tasks.base import DemoPlan, Outcome, Task
 
-__all__ = ["GRIPPER_CLOSED_BELOW", "SimObservation", "SimRobot", "SimRobotConfig", "placement_seeds",
-           "sample_camera_pair", "trial_seeds"]
+__all__ = ["COVERAGE_MARGIN", "GRIPPER_CLOSED_BELOW", "SimObservation", "SimRobot", "SimRobotConfig",
+           "camera_pair_candidates", "path_coverage", "placement_seeds", "sample_camera_pair", "trial_seeds"]
 
 # A measured finger opening below this counts as closed, metres. A fully open hand measures 0.080; closing
 # on the task objects stops the fingers at the object (spatula handle 0.012, apple 0.064, cereal box 0.066),
 # and an empty closed hand at 0. Matches `GripperStateConfig.closed_below_opening` of action extraction.
 GRIPPER_CLOSED_BELOW = 0.07
+# A TCP sample counts as seen by a camera when it projects at least this fraction of the image's width
+# (columns) and height (rows) inside the image border.
+COVERAGE_MARGIN = 0.05
 
 
 @dataclass
@@ -80,6 +88,7 @@ class SimRobotConfig:
     camera_pool: int = 16  # cameras sampled like the dataset (geo4d_core.data.cameras.sample_cameras) ...
     test_cameras: int = 4  # ... of which the last ones are "test"; the pair (n, m) is drawn from the test ones
     placement_attempts: int = 5  # object placements drawn until the scripted expert can plan one (1 = no check)
+    camera_coverage: bool = True  # take the test pair that sees the most of the expert's TCP path (off: the first drawn)
     scene: SceneConfig = field(default_factory=SceneConfig)  # physics and control settings of the station
 
     def __post_init__(self) -> None:
@@ -131,16 +140,42 @@ def placement_seeds(seed: int, attempts: int) -> list[int]:
     return [int(x) for x in placement.generate_state(int(attempts))]
 
 
-def sample_camera_pair(config: SimRobotConfig) -> tuple[CameraSpec, CameraSpec]:
-    """The trial's (camera n, camera m): `config.camera_pool` cameras sampled like the dataset from the
-    trial's camera stream (`trial_seeds`), then two distinct ones of the last `config.test_cameras`
-    ("test" split), in random order. The specs keep their pool names (cam12, ...)."""
+def camera_pair_candidates(config: SimRobotConfig) -> list[tuple[CameraSpec, CameraSpec]]:
+    """Every ordered pair (camera n, camera m) of distinct test cameras of the trial, in the trial's random
+    order: `config.camera_pool` cameras sampled like the dataset from the trial's camera stream
+    (`trial_seeds`), the pair drawn from the last `config.test_cameras` ("test" split) first, then the
+    other pairs shuffled by the same stream. The specs keep their pool names (cam12, ...)."""
     rng = trial_seeds(config.seed)[1]
     pool = sample_cameras(rng, config.camera_pool, height=config.height, width=config.width,
                           num_test=config.test_cameras)
     test = [c for c in pool if c.split == "test"]
-    i, j = rng.choice(len(test), size=2, replace=False)
-    return test[int(i)], test[int(j)]
+    i, j = (int(x) for x in rng.choice(len(test), size=2, replace=False))
+    rest = [(a, b) for a in range(len(test)) for b in range(len(test)) if a != b and (a, b) != (i, j)]
+    order = [(i, j)] + [rest[k] for k in rng.permutation(len(rest))]
+    return [(test[a], test[b]) for a, b in order]
+
+
+def sample_camera_pair(config: SimRobotConfig) -> tuple[CameraSpec, CameraSpec]:
+    """The trial's first drawn (camera n, camera m): two distinct test cameras in random order (the first
+    of `camera_pair_candidates`)."""
+    return camera_pair_candidates(config)[0]
+
+
+def path_coverage(cameras: tuple[CameraSpec, ...], p_W: np.ndarray, margin: float = COVERAGE_MARGIN) -> float:
+    """Fraction of the points `p_W` ((N, 3) world frame, metres) that at least one of `cameras` sees: in
+    front of it and at least `margin` × its width (height) inside its image's left/right (top/bottom)
+    border. Occlusion is not considered."""
+    p_W = np.asarray(p_W, dtype=np.float64).reshape(-1, 3)
+    if len(p_W) == 0:
+        return 1.0
+    seen = np.zeros(len(p_W), dtype=bool)
+    for cam in cameras:
+        uv, _, inside = project_world_points(p_W, np.asarray(cam.K), np.asarray(cam.X_WC), cam.height, cam.width)
+        du, dv = margin * cam.width, margin * cam.height
+        inside &= (uv[:, 0] >= du - 0.5) & (uv[:, 0] < cam.width - 0.5 - du)
+        inside &= (uv[:, 1] >= dv - 0.5) & (uv[:, 1] < cam.height - 0.5 - dv)
+        seen |= inside
+    return float(seen.mean())
 
 
 class SimRobot:
@@ -155,39 +190,58 @@ class SimRobot:
         """
         self.config = config
         self.timings: dict[str, float] = {"build": 0.0, "simulate": 0.0, "render": 0.0, "plan": 0.0}
-        start = _time.perf_counter()
         self._task = make_task(config.task)
-        cameras = sample_camera_pair(config) if cameras is None else tuple(cameras)
-        if len(cameras) != 2 or not all(isinstance(c, CameraSpec) for c in cameras):
-            raise ValueError(f"cameras must be a pair (camera n, camera m) of CameraSpecs, got {cameras!r}")
-        self.camera_sources = (cameras[0].name, cameras[1].name)  # names the pair had in the sampled pool
-        self._cameras = (dataclasses.replace(cameras[0], name="n"), dataclasses.replace(cameras[1], name="m"))
-
-        self._station = build_station(self._task, list(self._cameras), config.scene)
-        self._simulator = Simulator(self._station.diagram)
-        self._context = self._simulator.get_mutable_context()
-        plant = self._station.plant
-        self._plant_context = plant.GetMyMutableContextFromRoot(self._context)
-        for arm in self._station.arms:
-            plant.SetPositions(self._plant_context, arm.instance, np.concatenate([HOME_Q, [MAX_FINGER_WIDTH / 2] * 2]))
-        initial = self._context.Clone()  # before placement: each attempt starts from here
+        if cameras is None:
+            candidates = camera_pair_candidates(config)
+            cameras = candidates[0]
+        else:
+            candidates = None
+            cameras = tuple(cameras)
+            if len(cameras) != 2 or not all(isinstance(c, CameraSpec) for c in cameras):
+                raise ValueError(f"cameras must be a pair (camera n, camera m) of CameraSpecs, got {cameras!r}")
+        initial = self._build(cameras)
         self.X_WB = np.eye(4)  # the plans' base frame B in the world: B = W in simulation
-        self.executor = PlanExecutor(self._station)
-        self._commands: dict[str, Callable | None] = {arm.name: None for arm in self._station.arms}
-        self.timings["build"] += _time.perf_counter() - start
         self.placement_failures: list[str] = []  # why each earlier placement was redrawn
         for attempt, seed in enumerate(placement_seeds(config.seed, config.placement_attempts)):
             self.placement_attempt, self.placement_seed = attempt, seed
             self._place(initial, seed)
             try:
-                if config.placement_attempts > 1:  # 1: no check, the expert plans on first use
-                    self._expert_cache()
+                if config.placement_attempts > 1 or (candidates and config.camera_coverage):
+                    self._expert_cache()  # 1 attempt, no coverage rule: the expert plans on first use
                 break
             except PlanningError as exc:
                 self.placement_failures.append(str(exc))
         else:
             raise PlanningError(f"trial seed {config.seed}: the scripted expert of {config.task} cannot plan any of "
                                 f"{config.placement_attempts} object placements; last: {self.placement_failures[-1]}")
+        self.camera_coverage = None  # fraction of the expert's TCP path the pair sees (None: not computed)
+        if candidates and config.camera_coverage:
+            path = self.expert_tcp_path()
+            scores = [path_coverage(pair, path) for pair in candidates]
+            best = int(np.argmax(scores))  # the first of the best
+            self.camera_coverage = scores[best]
+            if best != 0:  # rebuild the renderers around the same plant; the settling replays identically
+                expert = self._expert
+                self._place(self._build(candidates[best]), self.placement_seed)
+                self._expert = expert
+
+    def _build(self, cameras: tuple[CameraSpec, CameraSpec]):
+        """Build the station with `cameras` (n, m), arms at HOME and hands open; returns that context
+        (before placement)."""
+        start = _time.perf_counter()
+        self.camera_sources = (cameras[0].name, cameras[1].name)  # names the pair had in the sampled pool
+        self._cameras = (dataclasses.replace(cameras[0], name="n"), dataclasses.replace(cameras[1], name="m"))
+        self._station = build_station(self._task, list(self._cameras), self.config.scene)
+        self._simulator = Simulator(self._station.diagram)
+        self._context = self._simulator.get_mutable_context()
+        plant = self._station.plant
+        self._plant_context = plant.GetMyMutableContextFromRoot(self._context)
+        for arm in self._station.arms:
+            plant.SetPositions(self._plant_context, arm.instance, np.concatenate([HOME_Q, [MAX_FINGER_WIDTH / 2] * 2]))
+        self.executor = PlanExecutor(self._station)
+        self._commands: dict[str, Callable | None] = {arm.name: None for arm in self._station.arms}
+        self.timings["build"] += _time.perf_counter() - start
+        return self._context.Clone()
 
     def _place(self, initial, placement_seed: int) -> None:
         """Restore the `initial` context (arms at HOME, before placement), place the objects with
@@ -297,6 +351,17 @@ class SimRobot:
     def expert_duration(self) -> float:
         """Seconds the expert's demonstration takes (its last waypoint plus settling)."""
         return float(self.expert_plan.duration)
+
+    def expert_tcp_path(self, period: float | None = None) -> np.ndarray:
+        """(N, 3) the expert's planned TCP positions in the world, metres, every `period` seconds (default
+        one control period) of every arm's trajectory (forward kinematics of its joint trajectory)."""
+        period = 1.0 / self.config.fps if period is None else float(period)
+        points = []
+        for name, traj in self.expert_trajectories.items():
+            kin = self.executor.kinematics[name]
+            for t in np.arange(traj.times[0], traj.times[-1] + 1e-9, period):
+                points.append(kin.fk(traj(t)[0])[:3, 3])
+        return np.asarray(points, dtype=np.float64).reshape(-1, 3)
 
     def run_expert_step(self, steps: int = 1) -> None:
         """Run the scripted expert on the trial for `steps` control periods. Its trajectories are on the

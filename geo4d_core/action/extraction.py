@@ -51,8 +51,14 @@ class ExtractionConfig:
     # After each step, continue every view's tracker from the fused pose (off: on simulated episodes it
     # spread one view's slips to the other more often than it repaired them).
     share_fused_pose: bool = False
+    # A step whose best view scores below this counts as unseen: the hand holds its last pose and gripper
+    # state, with confidence 0 (0: only a step no view saw anything of; a mostly hidden hand, e.g. under
+    # a shelf, scores 0.3-0.6 on simulated episodes where a visible one scores 0.7-0.95).
+    min_confidence: float = 0.0
 
     def __post_init__(self) -> None:
+        if not (np.isfinite(self.min_confidence) and self.min_confidence >= 0):
+            raise ValueError(f"ExtractionConfig.min_confidence must be finite and >= 0, got {self.min_confidence!r}")
         if self.tracker not in ("icp", "foundationpose"):
             raise ValueError(f"ExtractionConfig.tracker must be 'icp' or 'foundationpose', got {self.tracker!r}")
         bad = [v for v in self.views if v not in VIEWS]
@@ -138,9 +144,10 @@ def extract_trajectory(
         progress: callback(step, T) after each step.
 
     Returns:
-        ExtractionResult; a step where no view saw the hand (every tracker lost it or scored 0) holds the
-        last pose some view saw (the registered pose before the first step), with confidence 0: the plan
-        then keeps that arm still instead of following an extrapolated guess.
+        ExtractionResult; a step where no view saw the hand (every tracker lost it or scored 0, or the best
+        score is below `config.min_confidence`) holds the last pose some view saw (the registered pose
+        before the first step) and the gripper state, with confidence 0: the plan then keeps that arm still
+        instead of following an extrapolated guess.
     """
     cfg = config or ExtractionConfig()
     names = [v for v in cfg.views if v in views]
@@ -199,10 +206,15 @@ def extract_trajectory(
                 if r.score > 0:  # a score of 0 means this view saw nothing of the hand: hold, do not guess
                     per_X[v][k, a], per_s[v][k, a] = r.X_CG, r.score
             best = max(names, key=lambda v: per_s[v][k, a])
-            fused_X[k, a], conf[k, a], src[k, a] = per_X[best][k, a], per_s[best][k, a], best
-            if conf[k, a] > 0:
-                held[a] = fused_X[k, a]
-            if cfg.share_fused_pose and len(names) > 1 and conf[k, a] > 0:
+            src[k, a] = best
+            if per_s[best][k, a] <= 0 or per_s[best][k, a] < cfg.min_confidence:
+                # Unseen (or too little of it): hold the last pose and gripper state, confidence 0.
+                fused_X[k, a] = held[a]
+                closed[k, a] = grippers[a].closed
+                continue
+            fused_X[k, a], conf[k, a] = per_X[best][k, a], per_s[best][k, a]
+            held[a] = fused_X[k, a]
+            if cfg.share_fused_pose and len(names) > 1:
                 prev = fused_X[k - 1, a] if k > 0 else None
                 for v in names:
                     trk[(arm, v)].set_pose(fused_X[k, a], prev)

@@ -96,6 +96,8 @@ class WorldModelNodeParams:
     dt: float = 0.1
     # Gripper closed when the finger-centroid distance is below this, metres; <= 0 = derived from the hand.
     gripper_delta: float = 0.0
+    # A plan step whose best view's tracking confidence is below this holds the last pose, [0, 1].
+    min_confidence: float = 0.6
     # Plan workspace box in base_frame, lower corner, metres.
     workspace_lo: list[float] = field(default_factory=lambda: [-1.0, -1.0, -0.05])
     # Plan workspace box in base_frame, upper corner, metres.
@@ -163,6 +165,8 @@ class WorldModelNodeParams:
             raise ParamsError(f"parameter 'sampler_steps' must be >= 1, got {self.sampler_steps}")
         if self.queue_size < 1:
             raise ParamsError(f"parameter 'queue_size' must be >= 1, got {self.queue_size}")
+        if not 0.0 <= self.min_confidence <= 1.0:
+            raise ParamsError(f"parameter 'min_confidence' must be in [0, 1], got {self.min_confidence}")
         if not 0.0 <= self.min_valid_depth_fraction <= 1.0:
             raise ParamsError(f"parameter 'min_valid_depth_fraction' must be in [0, 1], got {self.min_valid_depth_fraction}")
         if self.preview_step == 0:

@@ -169,15 +169,15 @@ class WorldModelNode(Node):
 
     # ------------------------------------------------------------------ model
     def _make_policy(self, model):
-        from geo4d_core.action.extraction import ExtractionConfig
         from geo4d_core.policy import PolicyConfig, WorldModelPolicy
 
         p = self.params
         gripper = GripperStateConfig(closed_below_opening=p.gripper_delta) if p.gripper_delta > 0 else GripperStateConfig()
         limits = PlanLimits(max_linear_speed=p.max_linear_speed, max_angular_speed=p.max_angular_speed,
                             workspace_lo=tuple(p.workspace_lo), workspace_hi=tuple(p.workspace_hi))
-        config = PolicyConfig(steps=p.sampler_steps, seed=p.seed, dt=p.dt,
-                              extraction=ExtractionConfig(gripper=gripper), limits=limits)
+        # The policy's tracking settings (as in simulation), with the node's gripper threshold and hold rule.
+        extraction = dataclasses.replace(PolicyConfig().extraction, gripper=gripper, min_confidence=p.min_confidence)
+        config = PolicyConfig(steps=p.sampler_steps, seed=p.seed, dt=p.dt, extraction=extraction, limits=limits)
         horizon = int(model.config.horizon)
         if p.horizon > horizon:
             raise ValueError(f"parameter 'horizon' = {p.horizon} exceeds the model's horizon h = {horizon}")

@@ -34,6 +34,15 @@ GRIP_FROM_TIP = SPATULA_LENGTH - 0.04  # where the expert grasps the handle, met
 LEFT_REGION_Y = 0.15  # the table's left region starts here (world y, metres)
 P_REST_W = np.array([0.17, 0.26, 0.0])  # where the expert lays the spatula's centre of mass, metres
 OPEN = 0.08  # finger opening, metres
+# Joint-space moves whose hand rises above this (world z, metres) leave the cameras' view: the expert
+# prefers grasp variants whose moves stay below it.
+ARC_MAX_Z = 0.6
+
+
+def _joint_move_max_z(kin: ArmKinematics, q0: np.ndarray, q1: np.ndarray, samples: int = 21) -> float:
+    """Highest world z of E (metres) along the straight joint-space path q0 -> q1, the path a single
+    joint-space move follows (`sim.control.plan_arm_trajectory`)."""
+    return max(float(kin.fk(q0 + s * (q1 - q0))[2, 3]) for s in np.linspace(0.0, 1.0, samples))
 
 
 def _spatula_geometry():
@@ -117,22 +126,27 @@ class PutSpatulaOnTable(Task):
         out = pull + [0.0, 0.0, 0.24]
         p_carry = np.array([0.0, 0.1, max(out[2], 0.45)])
         # The parallel-jaw grasp is symmetric under a half turn about E's z: take the variant whose whole
-        # motion the arm can reach with the least joint travel.
+        # motion the arm can reach with the least joint travel, among those whose joint-space moves keep
+        # the hand below ARC_MAX_Z if there are any (a large reorientation in joint space can swing the
+        # hand 30 cm above both of its ends, out of every camera).
         kin = ArmKinematics(station.arm("arm").X_WB)
         best = None
         candidates = [(flip, y_sign) for flip in (np.eye(3), np.diag([-1.0, -1.0, 1.0])) for y_sign in (1.0, -1.0)]
         for flip, y_sign in candidates:
             wps = self._waypoints(R_grasp @ flip, y_sign, p_grip, above, pull, out, p_carry)
             try:
-                q, travel = HOME_Q, 0.0
+                q, travel, arc_z = HOME_Q, 0.0, 0.0
                 for wp in wps:
                     q_next = kin.ik(wp.X_WE, q)
                     travel += float(np.abs(q_next - q).sum())
+                    if not wp.straight:
+                        arc_z = max(arc_z, _joint_move_max_z(kin, q, q_next))
                     q = q_next
             except PlanningError:
                 continue
-            if best is None or travel < best[0]:
-                best = (travel, wps)
+            key = (arc_z > ARC_MAX_Z, travel)
+            if best is None or key < best[0]:
+                best = (key, wps)
         if best is None:
             raise PlanningError("no reachable grasp of the spatula handle")
         return DemoPlan({"arm": best[1]}, duration=11.0)

@@ -26,3 +26,16 @@ def test_demonstration_that_never_grasps_fails():
 def test_unknown_sabotage_is_rejected():
     with pytest.raises(ValueError, match="sabotage"):
         run_demonstration(make_task("PutSpatulaOnTable"), seed=0, sabotage="drop_it")
+
+
+def test_expert_keeps_joint_space_moves_in_view(monkeypatch):
+    # Trial seed 2: the grasp variant with the least joint travel reorients the spatula in joint space
+    # with the hand swinging up to ~0.8 m, above every camera's view; the expert takes another variant.
+    import sim.tasks.put_spatula_on_table as spatula
+    from sim.robot import SimRobot, SimRobotConfig
+
+    cfg = SimRobotConfig("PutSpatulaOnTable", seed=2, camera_coverage=False)
+    z_kept = SimRobot(cfg).expert_tcp_path()[:, 2].max()
+    monkeypatch.setattr(spatula, "ARC_MAX_Z", float("inf"))  # least joint travel only
+    z_free = SimRobot(cfg).expert_tcp_path()[:, 2].max()
+    assert z_kept < spatula.ARC_MAX_Z + 0.02 < 0.7 < z_free

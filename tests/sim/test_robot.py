@@ -6,12 +6,14 @@ import numpy as np
 import pytest
 
 from geo4d_core.action.plan import Plan
+from geo4d_core.data import CameraSpec
 from geo4d_core.data.cameras import sample_cameras
 from geo4d_core.geometry import depth_to_pointmap, make_pose, transform_points
 from sim.control import PlanningError
 from sim.execution import plan_to_waypoints, plan_widths
 from sim.expert import measured_state
-from sim.robot import (GRIPPER_CLOSED_BELOW, SimRobot, SimRobotConfig, placement_seeds, sample_camera_pair,
+from sim.robot import (GRIPPER_CLOSED_BELOW, SimRobot, SimRobotConfig, camera_pair_candidates, path_coverage,
+                       placement_seeds, sample_camera_pair,
                        trial_seeds)
 from sim.scene import MAX_FINGER_WIDTH
 
@@ -67,6 +69,37 @@ def test_camera_pair_is_two_distinct_test_cameras_reproducible_from_the_seed():
     for seed in range(2, 12):  # always two distinct test cameras
         a, b = sample_camera_pair(dataclasses.replace(cfg, seed=seed))
         assert a.split == b.split == "test" and a.name != b.name
+
+
+def test_camera_pair_candidates_are_every_ordered_test_pair_starting_with_the_drawn_one():
+    cfg = SimRobotConfig(TASK, seed=3, height=H, width=W)
+    pairs = camera_pair_candidates(cfg)
+    names = [(n.name, m.name) for n, m in pairs]
+    first = sample_camera_pair(cfg)
+    assert names[0] == (first[0].name, first[1].name)
+    k = cfg.test_cameras
+    assert len(names) == len(set(names)) == k * (k - 1)
+    assert all(n.split == m.split == "test" and n.name != m.name for n, m in pairs)
+    assert [(n.name, m.name) for n, m in camera_pair_candidates(cfg)] == names  # reproducible
+
+
+def test_path_coverage_counts_points_in_front_and_inside_either_image():
+    K = np.array([[100.0, 0, 79.5], [0, 100.0, 63.5], [0, 0, 1]])
+    looking_z = CameraSpec("a", K, np.eye(4), H, W)  # at the origin, looking along world +z
+    X_WC_b = make_pose(np.diag([-1.0, 1.0, -1.0]), [0.0, 0.0, 2.0])  # at z = 2 looking along world -z
+    looking_down = CameraSpec("b", K, X_WC_b, H, W)
+    p_W = np.array([
+        [0.0, 0.0, 1.0],  # centre of both images
+        [0.0, 0.0, -1.0],  # behind a, and 3 m in front of b (centre)
+        [0.0, 0.0, 3.0],  # in front of a, behind b
+        [0.78, 0.0, 1.0],  # u = 157.5 in a: inside the image, but inside the 5 % border (8 px)
+        [5.0, 0.0, 1.0],  # far outside both
+    ])
+    assert path_coverage((looking_z,), p_W) == pytest.approx(2 / 5)
+    assert path_coverage((looking_z,), p_W, margin=0.0) == pytest.approx(3 / 5)
+    assert path_coverage((looking_down,), p_W) == pytest.approx(2 / 5)
+    assert path_coverage((looking_z, looking_down), p_W) == pytest.approx(3 / 5)
+    assert path_coverage((looking_z,), np.zeros((0, 3))) == 1.0
 
 
 def test_trial_seeds_are_reproducible_and_differ_between_trials():
@@ -232,6 +265,30 @@ def test_a_placement_the_expert_cannot_plan_is_redrawn():
     # a scene the expert can plan keeps its first placement
     assert SimRobot(SimRobotConfig(TASK, seed=0, height=H, width=W)).placement_attempt == 0
 
+
+
+def test_the_pair_that_sees_the_expert_is_taken_and_the_scene_is_the_same():
+    # Trial seed 6: the first drawn pair loses the hand as it lifts the spatula out of the crock at the
+    # table's edge; another pair of the same pool sees the whole path.
+    cfg = SimRobotConfig(TASK, seed=6, height=H, width=W)
+    robot = SimRobot(cfg)
+    path = robot.expert_tcp_path()
+    t_end = robot.expert_trajectories["arm"].times[-1]
+    assert path.shape == (int(np.floor(t_end * cfg.fps + 1e-9)) + 1, 3)  # every control period of the plan
+    first = camera_pair_candidates(cfg)[0]
+    first_coverage = path_coverage(first, path)
+    assert robot.camera_sources != (first[0].name, first[1].name)
+    assert robot.camera_coverage > first_coverage and robot.camera_coverage == path_coverage(robot.cameras, path)
+    # The renderers were rebuilt around the same plant: the settled scene is the one a trial built with
+    # that pair from the start has, and so is the first drawn pair's (the cameras do not touch physics).
+    chosen = {c.name: c for pair in camera_pair_candidates(cfg) for c in pair}
+    for cameras in ((chosen[robot.camera_sources[0]], chosen[robot.camera_sources[1]]), first):
+        other = SimRobot(dataclasses.replace(cfg, camera_coverage=False, placement_attempts=1), cameras=cameras)
+        np.testing.assert_array_equal(other.station.plant.GetPositions(other.plant_context),
+                                      robot.station.plant.GetPositions(robot.plant_context))
+    assert other.camera_coverage is None
+    off = SimRobot(dataclasses.replace(cfg, camera_coverage=False))
+    assert off.camera_sources == (first[0].name, first[1].name) and off.camera_coverage is None
 
 
 @pytest.fixture(scope="module")

@@ -134,6 +134,33 @@ def test_current_gripper_state_holds_until_the_fingers_are_measured(episode, han
     assert not extract_trajectory(c, short, cfg, hand_model=hand_model).gripper_closed.any()
 
 
+def test_steps_below_min_confidence_hold_the_last_confident_pose_and_gripper_state(episode, hand_model):
+    cond, seqs, _ = episode
+    base = extract_trajectory(cond, seqs, ExtractionConfig(), hand_model=hand_model)
+    threshold = float(np.median(base.confidence[:, 0]))
+    res = extract_trajectory(cond, seqs, ExtractionConfig(min_confidence=threshold), hand_model=hand_model)
+    low = base.confidence[:, 0] < threshold
+    assert low.any() and (~low).any()
+    for v in base.per_view_confidence:  # the trackers themselves are unchanged: holding is a fusion rule
+        np.testing.assert_allclose(res.per_view_confidence[v], base.per_view_confidence[v], atol=1e-9)
+    for k in range(len(low)):
+        if low[k]:  # held: the previous step's pose (the registered pose before step 0), gripper unchanged
+            before = res.X_CG[k - 1, 0] if k else None
+            if before is not None:
+                assert np.array_equal(res.X_CG[k, 0], before)
+                assert res.gripper_closed[k, 0] == res.gripper_closed[k - 1, 0]
+            assert res.confidence[k, 0] == 0 and np.isnan(res.finger_distance[k, 0])
+        else:
+            # (ICP is repeatable to ~1e-10 m between runs, not bitwise)
+            np.testing.assert_allclose(res.X_CG[k, 0], base.X_CG[k, 0], atol=1e-8)
+            assert res.confidence[k, 0] == pytest.approx(base.confidence[k, 0], abs=1e-9)
+    everything = extract_trajectory(cond, seqs, ExtractionConfig(min_confidence=1.0 + 1e-9), hand_model=hand_model)
+    assert np.all(everything.confidence == 0)
+    assert all(np.array_equal(everything.X_CG[k, 0], everything.X_CG[0, 0]) for k in range(len(low)))
+    with pytest.raises(ValueError, match="min_confidence"):
+        ExtractionConfig(min_confidence=-0.1)
+
+
 def test_a_hand_no_view_sees_holds_its_last_seen_pose(episode, hand_model):
     cond, seqs, truth = episode
     H, W = cond.valid.shape
