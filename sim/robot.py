@@ -17,9 +17,10 @@ Cameras. Like the dataset (`sim.generate`), a pool of `camera_pool` cameras is s
 trial's pair (n, m) is two distinct test cameras, renamed "n" and "m". The ordered pairs are put in a
 random order (`camera_pair_candidates`; the first is `sample_camera_pair`'s), and with `camera_coverage`
 on (the default) the trial takes the first pair that sees the most of the scripted expert's TCP path: the
-fraction of its 10 Hz samples (every arm) inside at least one of the two images, `COVERAGE_MARGIN` of the image
-size from its border (`path_coverage`, recorded as `camera_coverage`). A pair that loses the hand for seconds while
-another pair of the same trial sees it throughout tests the cameras, not the policy.
+fraction of its 10 Hz samples (every arm) inside at least one of the two images, `COVERAGE_MARGIN` of
+the image size from its border (`path_coverage`, recorded as `camera_coverage`). A pair that loses the
+hand for seconds while another pair of the same trial sees it throughout tests the cameras, not the
+policy.
 
 Seeding. `np.random.SeedSequence([config.seed, 7]).spawn(2)` gives two independent streams: the first's
 32-bit states seed the object placement (`task.randomize(..., np.random.default_rng(placement_seed))`),
@@ -191,11 +192,11 @@ class SimRobot:
         self.config = config
         self.timings: dict[str, float] = {"build": 0.0, "simulate": 0.0, "render": 0.0, "plan": 0.0}
         self._task = make_task(config.task)
+        choose_pair = cameras is None and config.camera_coverage  # the pair that sees the expert, see above
         if cameras is None:
             candidates = camera_pair_candidates(config)
             cameras = candidates[0]
         else:
-            candidates = None
             cameras = tuple(cameras)
             if len(cameras) != 2 or not all(isinstance(c, CameraSpec) for c in cameras):
                 raise ValueError(f"cameras must be a pair (camera n, camera m) of CameraSpecs, got {cameras!r}")
@@ -206,8 +207,8 @@ class SimRobot:
             self.placement_attempt, self.placement_seed = attempt, seed
             self._place(initial, seed)
             try:
-                if config.placement_attempts > 1 or (candidates and config.camera_coverage):
-                    self._expert_cache()  # 1 attempt, no coverage rule: the expert plans on first use
+                if config.placement_attempts > 1 or choose_pair:
+                    self._expert_cache()  # 1 attempt, no pair to choose: the expert plans on first use
                 break
             except PlanningError as exc:
                 self.placement_failures.append(str(exc))
@@ -215,7 +216,7 @@ class SimRobot:
             raise PlanningError(f"trial seed {config.seed}: the scripted expert of {config.task} cannot plan any of "
                                 f"{config.placement_attempts} object placements; last: {self.placement_failures[-1]}")
         self.camera_coverage = None  # fraction of the expert's TCP path the pair sees (None: not computed)
-        if candidates and config.camera_coverage:
+        if choose_pair:
             path = self.expert_tcp_path()
             scores = [path_coverage(pair, path) for pair in candidates]
             best = int(np.argmax(scores))  # the first of the best
