@@ -16,7 +16,8 @@ from geo4d_core.action.gripper_state import measure_fingers
 from geo4d_core.action.hand import load_hand_model
 from geo4d_core.action.icp_tracker import IcpHandTracker, IcpTrackerConfig
 from geo4d_core.action.render import HAND_LABEL, HandScene, camera_looking_at
-from geo4d_core.geometry.poses import invert_pose, make_pose, translation_distance
+from geo4d_core.geometry.poses import invert_pose, make_pose, rotation_distance, translation_distance
+from geo4d_core.policy import PolicyConfig
 
 
 def main() -> None:
@@ -34,28 +35,31 @@ def main() -> None:
     frames = [scene.render(X, 0.08) for X in poses]
     model = load_hand_model()
     rows = []
-    for name, cfg in [("default", IcpTrackerConfig()), ("no model-to-scene pass", IcpTrackerConfig(model_to_scene=False)),
-                      ("single start", IcpTrackerConfig(constant_velocity=False))]:
+    settings = [("default", IcpTrackerConfig()), ("no model-to-scene pass", IcpTrackerConfig(model_to_scene=False)),
+                ("single start", IcpTrackerConfig(constant_velocity=False)),
+                ("planning cycle (policy)", PolicyConfig().extraction.icp)]
+    for name, cfg in settings:
         tracker = IcpHandTracker(cfg, model)
         pts, valid, labels = frames[0]
         t0 = time.perf_counter()
         tracker.register_points(pts, valid, labels == HAND_LABEL, poses[0])
         reg = time.perf_counter() - t0
-        times, errors = [], []
+        times, errors, rot_errors = [], [], []
         for (pts, valid, _), X in zip(frames[1:], poses[1:]):
             t0 = time.perf_counter()
             res = tracker.track_points(pts, valid)
             times.append(time.perf_counter() - t0)
             errors.append(translation_distance(res.X_CG, X))
-        rows.append((name, reg, np.median(times), np.median(errors)))
+            rot_errors.append(np.degrees(rotation_distance(res.X_CG, X)))
+        rows.append((name, reg, np.median(times), np.median(errors), np.median(rot_errors)))
     t0 = time.perf_counter()
     for (pts, valid, _), X in zip(frames[1:], poses[1:]):
         measure_fingers(pts, valid, X)
     fingers = (time.perf_counter() - t0) / args.frames
     print(f"hand tracking at 256x320, {args.frames} frames; times in ms")
-    print(f"{'tracker':<24s} {'register':>9s} {'track/frame':>12s} {'frames/s':>9s} {'median err mm':>14s}")
-    for name, reg, step, err in rows:
-        print(f"{name:<24s} {1e3 * reg:9.1f} {1e3 * step:12.1f} {1 / step:9.1f} {1e3 * err:14.2f}")
+    print(f"{'tracker':<24s} {'register':>9s} {'track/frame':>12s} {'frames/s':>9s} {'median err mm':>14s} {'median err deg':>15s}")
+    for name, reg, step, err, rot in rows:
+        print(f"{name:<24s} {1e3 * reg:9.1f} {1e3 * step:12.1f} {1 / step:9.1f} {1e3 * err:14.2f} {rot:15.2f}")
     print(f"gripper state (finger centroids): {1e3 * fingers:.1f} ms per frame")
 
 

@@ -14,6 +14,11 @@ registered again on the current frame (labels mask, recorded end-effector pose a
 through the next H frames only (H = 10 is the world model's horizon). Each registration also gets what the
 robot knows of itself: its pose one step earlier (its current motion) and its gripper's open / closed
 state (`--no-robot-state` leaves them out).
+
+`--settings policy` (default) evaluates the tracking settings the planning cycle runs with
+(`PolicyConfig.extraction`: registration refines the robot's pose only, fine ICP stages, steps scoring
+below its confidence floor hold the last pose); `--settings library` the library defaults of
+`ExtractionConfig`.
 """
 
 from __future__ import annotations
@@ -44,8 +49,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument("--gripper-rule", choices=["centroid", "opening"], default="opening",
                     help="open / closed from the finger opening best supported by the points (default) or "
                          "from the finger-centroid distance alone (GripperStateConfig.rule)")
+    ev.add_argument("--settings", choices=list(SETTINGS), default="policy",
+                    help="tracking settings: those of the planning cycle (PolicyConfig.extraction, default) or "
+                         "the library defaults (ExtractionConfig())")
     ev.add_argument("--out", type=Path, default=None, help="JSON file for the results")
     ev.set_defaults(func=_eval)
+
+
+SETTINGS = ("policy", "library")
+
+
+def extraction_config(settings: str, views: str, gripper_rule: str):
+    """The `ExtractionConfig` of `--settings` ("policy" or "library") for the views ("nm", "n", "m") and
+    gripper rule of one evaluation run."""
+    from dataclasses import replace
+
+    from geo4d_core.action.extraction import ExtractionConfig
+
+    if settings == "policy":
+        from geo4d_core.policy import PolicyConfig
+
+        base = PolicyConfig().extraction
+    elif settings == "library":
+        base = ExtractionConfig()
+    else:
+        raise ValueError(f"settings must be one of {SETTINGS}, got {settings!r}")
+    return replace(base, views=tuple(views), gripper=replace(base.gripper, rule=gripper_rule))
 
 
 def _positive_int(text: str) -> int:
@@ -60,8 +89,6 @@ def _eval(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from geo4d_core.action.evaluation import DepthCorruption, evaluate_episode
-    from geo4d_core.action.extraction import ExtractionConfig
-    from geo4d_core.action.gripper_state import GripperStateConfig
     from geo4d_core.action.hand import load_hand_model
     from geo4d_core.cli import CommandError
     from geo4d_core.data import EpisodeReader
@@ -78,13 +105,14 @@ def _eval(args: argparse.Namespace) -> int:
     for path, views, noise, holes in tqdm(jobs, desc="extract eval", unit="run"):
         reader = readers.setdefault(path, EpisodeReader(path))
         cams = reader.test_cameras if len(reader.test_cameras) >= 2 else reader.camera_names
-        cfg = ExtractionConfig(views=tuple(views), gripper=GripperStateConfig(rule=args.gripper_rule))
+        cfg = extraction_config(args.settings, views, args.gripper_rule)
         summary, _ = evaluate_episode(reader, cams[0], cams[1], config=cfg,
                                       corruption=DepthCorruption(noise_std=noise, hole_fraction=holes),
                                       pose_guess=not args.no_pose_guess, stride=args.stride, hand_model=model,
                                       chunk=args.chunk, robot_state=not args.no_robot_state)
         rows.append({**summary.as_dict(), "noise_std": noise, "hole_fraction": holes, "setting": views,
-                     "gripper_rule": args.gripper_rule, "robot_state": not args.no_robot_state})
+                     "gripper_rule": args.gripper_rule, "robot_state": not args.no_robot_state,
+                     "settings": args.settings})
     print(f"{'episode':<22s} {'views':>5s} {'chunk':>5s} {'noise':>6s} {'holes':>5s} {'steps':>5s} {'med t (mm)':>10s} "
           f"{'p90 t':>7s} {'med r (deg)':>11s} {'gripper':>7s} {'conf':>5s} {'from m':>6s}")
     for r in rows:

@@ -31,7 +31,7 @@ from geo4d_core.action.tracking import TrackingLostError
 from geo4d_core.geometry.poses import invert_pose
 
 __all__ = ["ExtractionConfig", "ConditionFrame", "ViewSequence", "ExtractionResult", "extract_trajectory",
-           "extract_from_prediction"]
+           "extract_from_prediction", "backdate_releases"]
 
 VIEWS = ("n", "m")
 
@@ -55,6 +55,11 @@ class ExtractionConfig:
     # state, with confidence 0 (0: only a step no view saw anything of; a mostly hidden hand, e.g. under
     # a shelf, scores 0.3-0.6 on simulated episodes where a visible one scores 0.7-0.95).
     min_confidence: float = 0.0
+    # A release (closed -> open) seen at step k is moved back to just after the last earlier step of the
+    # same extraction whose fingers read closed: the opening happened somewhere in the steps the fingers
+    # were not seen, and an opening detected late drags the released object along (a hand under a shelf
+    # is seen open only after it started to retreat). Closings are never moved earlier.
+    backdate_release: bool = False
 
     def __post_init__(self) -> None:
         if not (np.isfinite(self.min_confidence) and self.min_confidence >= 0):
@@ -105,6 +110,8 @@ class ExtractionResult:
     per_view_confidence: dict[str, np.ndarray]  # view -> (T, A) scores of that view's tracker
     per_view_X_CG: dict[str, np.ndarray]  # view -> (T, A, 4, 4)
     register_confidence: np.ndarray  # (A,) score of the registration on the condition frame
+    # (T, A) int8 what the fingers alone read at each step: -1 closed, +1 open, 0 not measured (None: unknown)
+    gripper_reading: np.ndarray | None = None
 
     def to_plan(self, timestamps: np.ndarray, X_BC: np.ndarray):
         """The executable `Plan`: poses mapped to the robot base with camera n's extrinsic X_BC."""
@@ -192,6 +199,7 @@ def extract_trajectory(
     conf = np.zeros((T, A))
     src = np.full((T, A), names[0], dtype="<U1")
     closed = np.zeros((T, A), bool)
+    reading = np.zeros((T, A), np.int8)  # what the fingers alone read: -1 closed, +1 open, 0 not measured
     dist = np.full((T, A), np.nan)
     grippers = [GripperStateEstimator(cfg.gripper, closed=bool((condition.gripper_closed or {}).get(arm, False)))
                 for arm in arms]
@@ -223,12 +231,31 @@ def extract_trajectory(
             d = meas.distance
             dist[k, a] = np.nan if d is None else d
             closed[k, a] = grippers[a].update_measurement(meas)
+            if grippers[a].last_reading is not None:
+                reading[k, a] = -1 if grippers[a].last_reading else 1
         if progress is not None:
             progress(k, T)
+    if cfg.backdate_release:
+        backdate_releases(closed, reading)
     return ExtractionResult(
         arms=arms, X_CE=fused_X @ X_GE, X_CG=fused_X, confidence=conf, source_view=src, gripper_closed=closed,
         finger_distance=dist, per_view_confidence=per_s, per_view_X_CG=per_X, register_confidence=reg_score,
+        gripper_reading=reading,
     )
+
+
+def backdate_releases(closed: np.ndarray, reading: np.ndarray) -> np.ndarray:
+    """Move every release (closed at k-1, open at k) of (T, A) `closed` back, in place, to just after the
+    last earlier step whose finger reading (`reading`: -1 closed, +1 open, 0 none) was closed."""
+    T, A = closed.shape
+    for a in range(A):
+        for k in range(1, T):
+            if closed[k - 1, a] and not closed[k, a]:
+                j = k - 1
+                while j >= 0 and closed[j, a] and reading[j, a] != -1:
+                    closed[j, a] = False
+                    j -= 1
+    return closed
 
 
 def extract_from_prediction(prediction, condition: ConditionFrame, config: ExtractionConfig | None = None,

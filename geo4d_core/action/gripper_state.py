@@ -54,6 +54,9 @@ class GripperStateConfig:
     finger_centroid_offset: float = 0.010
     # Hysteresis half-band around delta (0 = none).
     hysteresis: float = 0.0
+    # Measurements in a row that must call for the other state before it changes (1: the first one does;
+    # unmeasured steps neither confirm nor break the row).
+    confirm: int = 1
     # Extra room around the finger region when selecting points.
     margin: float = 0.006
     # Points needed on each finger for a measurement.
@@ -74,6 +77,8 @@ class GripperStateConfig:
             raise ValueError(f"GripperStateConfig.closed_below_opening must be in (0, {MAX_OPENING}] m")
         if self.hysteresis < 0 or self.margin < 0:
             raise ValueError("GripperStateConfig: hysteresis and margin must be >= 0")
+        if not isinstance(self.confirm, int) or self.confirm < 1:
+            raise ValueError(f"GripperStateConfig.confirm must be an int >= 1, got {self.confirm!r}")
         if self.rule not in ("centroid", "opening"):
             raise ValueError(f"GripperStateConfig.rule must be 'centroid' or 'opening', got {self.rule!r}")
 
@@ -162,14 +167,20 @@ def _measure_with_model(p: np.ndarray, model: HandModel, cfg: GripperStateConfig
 
 
 class GripperStateEstimator:
-    """Open / closed over a sequence of steps, with optional hysteresis (one per arm)."""
+    """Open / closed over a sequence of steps, with optional hysteresis and confirmation (one per arm).
+
+    `last_reading` says what the last update's measurement alone read: True = closed (below the
+    threshold), False = open, None = nothing measured.
+    """
 
     def __init__(self, config: GripperStateConfig | None = None, closed: bool = False):
         self.config = config or GripperStateConfig()
-        self.closed = closed
+        self.reset(closed)
 
     def reset(self, closed: bool = False) -> None:
         self.closed = closed
+        self.last_reading: bool | None = None
+        self._pending = 0  # measurements in a row calling for the other state
 
     def update(self, distance: float | None) -> bool:
         """Next state from a centroid distance (metres); an unmeasured step keeps the previous state."""
@@ -183,12 +194,20 @@ class GripperStateEstimator:
 
     def _update(self, value: float | None, threshold: float) -> bool:
         if value is None or not np.isfinite(value):
+            self.last_reading = None
             return self.closed
+        self.last_reading = bool(value < threshold)
         h = self.config.hysteresis
         if h == 0:
-            self.closed = value < threshold
+            want = self.last_reading
         elif self.closed:
-            self.closed = not value > threshold + h
+            want = not value > threshold + h
         else:
-            self.closed = value < threshold - h
+            want = value < threshold - h
+        if want == self.closed:
+            self._pending = 0
+        else:
+            self._pending += 1
+            if self._pending >= self.config.confirm:
+                self.closed, self._pending = want, 0
         return self.closed

@@ -53,6 +53,10 @@ class IcpTrackerConfig:
     max_step_translation: float = 0.06
     # Largest accepted rotation from a start pose within one step, radians.
     max_step_rotation: float = 0.6
+    # After frames in which the hand was not found, the prediction extrapolates the last motion over the
+    # frames since the last fit and the step limits grow with them, up to this many frames (re-acquiring a
+    # hand that comes back from behind an occluder).
+    max_gap_frames: int = 5
     # Tracking confidence below which the registration starts are also tried around the prediction.
     recover_below: float = 0.5
     # Correspondence distances during registration from a pose guess.
@@ -94,6 +98,8 @@ class IcpTrackerConfig:
     register_refine_max_rotation: float = 0.15
 
     def __post_init__(self) -> None:
+        if not isinstance(self.max_gap_frames, int) or self.max_gap_frames < 1:
+            raise ValueError(f"IcpTrackerConfig.max_gap_frames must be an int >= 1, got {self.max_gap_frames!r}")
         if self.voxel_size <= 0 or self.inlier_distance <= 0 or self.min_points < 1:
             raise ValueError("IcpTrackerConfig: voxel_size and inlier_distance must be > 0, min_points >= 1")
         if not self.icp_distances or not self.register_distances or not self.register_refine_distances:
@@ -123,6 +129,7 @@ class IcpHandTracker:
     def reset(self) -> None:
         self._X_CG: np.ndarray | None = None
         self._X_CG_prev: np.ndarray | None = None
+        self._missed = 0  # frames since the last fit in which the hand was not found
         self.opening = MAX_OPENING  # current finger opening estimate, metres
 
     @property
@@ -160,6 +167,7 @@ class IcpHandTracker:
         """
         self._X_CG = np.asarray(X_CG, dtype=np.float64).copy()
         self._X_CG_prev = None if X_CG_prev is None else np.asarray(X_CG_prev, dtype=np.float64).copy()
+        self._missed = 0
 
     @property
     def X_CG(self) -> np.ndarray | None:
@@ -216,7 +224,7 @@ class IcpHandTracker:
             if best is None or score > best[0]:
                 best = (score, X_GC)
         X_CG = invert_pose(best[1])
-        self._X_CG_prev, self._X_CG = None, X_CG
+        self._X_CG_prev, self._X_CG, self._missed = None, X_CG, 0
         self._update_opening(points_C, valid, X_CG)
         return TrackResult(X_CG, best[0])
 
@@ -237,28 +245,39 @@ class IcpHandTracker:
         if self._X_CG is None:
             raise TrackingLostError("track called before a successful register")
         points_C, valid = np.asarray(points_C, dtype=np.float64), np.asarray(valid, bool)
-        # Start from the constant-velocity prediction and from the last pose; keep the better fit.
-        starts = [self._predicted_pose()]
+        # Start from the constant-velocity prediction and from the last pose; keep the better fit. After
+        # frames without the hand both reach over the frames since the last fit (up to max_gap_frames).
+        frames = min(self._missed + 1, self.config.max_gap_frames)
+        starts = [self._predicted_pose(frames)]
         if self._X_CG_prev is not None and self.config.constant_velocity:
             starts.append(self._X_CG)
-        best = self._best_fit(points_C, valid, starts)
+        best = self._best_fit(points_C, valid, starts, frames=frames)
         if best is None or best[0] < self.config.recover_below:
             # Poor fit: also try the registration starts around the prediction before giving up.
-            more = self._best_fit(points_C, valid, self._register_starts(starts[0])[1:], reference=starts[0])
+            more = self._best_fit(points_C, valid, self._register_starts(starts[0])[1:], reference=starts[0],
+                                  frames=frames)
             if more is not None and (best is None or more[0] > best[0]):
                 best = more
-        if best is None:
+        if best is None or best[0] <= 0:
+            self._missed += 1
             return TrackResult(starts[0], 0.0)
         X_CG = invert_pose(best[1])
-        self._X_CG_prev, self._X_CG = self._X_CG, X_CG
+        if self._missed and self._X_CG_prev is not None:
+            # Back after a gap: keep the per-frame motion from before it for the next prediction.
+            X_CG_prev = X_CG @ invert_pose(invert_pose(self._X_CG_prev) @ self._X_CG)
+        else:
+            X_CG_prev = self._X_CG
+        self._X_CG_prev, self._X_CG, self._missed = X_CG_prev, X_CG, 0
         self._update_opening(points_C, valid, X_CG)
         return TrackResult(X_CG, best[0])
 
     def _best_fit(self, points_C: np.ndarray, valid: np.ndarray, starts: list[np.ndarray],
-                  reference: np.ndarray | None = None) -> tuple[float, np.ndarray] | None:
+                  reference: np.ndarray | None = None, frames: int = 1) -> tuple[float, np.ndarray] | None:
         """ICP from each start; the (score, X_GC) with the highest confidence, None without enough points.
-        A result farther than one step's motion (max_step_*) from `reference` (default: from its own start)
-        is dropped: the hand cannot have moved there since the last frame."""
+        A result farther than `frames` steps' motion (max_step_*) from `reference` (default: from its own
+        start) is dropped: the hand cannot have moved there since the last fit."""
+        max_translation = self.config.max_step_translation * frames
+        max_rotation = self.config.max_step_rotation * frames
         best: tuple[float, np.ndarray] | None = None
         for X_start in starts:
             X_ref = X_start if reference is None else reference
@@ -269,8 +288,8 @@ class IcpHandTracker:
             if self.config.model_to_scene:
                 X_GC = invert_pose(self._icp_model_to_scene(self._cloud(pts), invert_pose(X_GC)))
             X_CG = invert_pose(X_GC)
-            if (np.linalg.norm(X_CG[:3, 3] - X_ref[:3, 3]) > self.config.max_step_translation
-                    or rotation_distance(X_CG, X_ref) > self.config.max_step_rotation):
+            if (np.linalg.norm(X_CG[:3, 3] - X_ref[:3, 3]) > max_translation
+                    or rotation_distance(X_CG, X_ref) > max_rotation):
                 continue  # implausible jump from this start: ICP slid onto something else
             pts_final = self._crop(points_C, valid, X_CG)
             score = self._score(pts_final, X_GC)
@@ -279,11 +298,12 @@ class IcpHandTracker:
         return best
 
     # ------------------------------------------------------------------ internals
-    def _predicted_pose(self) -> np.ndarray:
+    def _predicted_pose(self, frames: int = 1) -> np.ndarray:
+        """The pose `frames` frames after the last fit, continuing its last motion (constant velocity)."""
         if not self.config.constant_velocity or self._X_CG_prev is None:
             return self._X_CG
         delta = invert_pose(self._X_CG_prev) @ self._X_CG  # last motion, in the hand frame
-        return self._X_CG @ delta
+        return self._X_CG @ np.linalg.matrix_power(delta, int(frames))
 
     def _crop(self, points: np.ndarray, valid: np.ndarray, X_CG: np.ndarray) -> np.ndarray:
         pts = points.reshape(-1, 3)[valid.reshape(-1)]

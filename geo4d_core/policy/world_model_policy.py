@@ -26,6 +26,7 @@ from geo4d_core.action.extraction import (
     ViewSequence,
     extract_trajectory,
 )
+from geo4d_core.action.gripper_state import GripperStateConfig
 from geo4d_core.action.hand import MAX_OPENING, X_GE, HandModel, load_hand_model
 from geo4d_core.action.icp_tracker import IcpTrackerConfig
 from geo4d_core.action.plan import Plan, PlanLimits, PlanViolation
@@ -58,8 +59,12 @@ class PolicyConfig:
     # A step whose best view scores below 0.6 holds the last pose: a hand mostly hidden (under a shelf,
     # at the image border) scored 0.3-0.6 with 1-15 cm, 10-90 degree errors on simulated trials, a
     # visible one 0.7-0.95 with a few millimetres.
+    # The gripper state changes on two finger readings in a row, 3 mm past the threshold (a box held at
+    # 65 mm read 62-70 mm, open 74-80 mm; single readings flipped it and dropped the box), and a release is
+    # moved back to just after the fingers were last seen closed (ExtractionConfig.backdate_release).
     extraction: ExtractionConfig = field(default_factory=lambda: ExtractionConfig(
-        icp=IcpTrackerConfig(register_guess_search=False, icp_distances=(0.01, 0.004)), min_confidence=0.6))
+        icp=IcpTrackerConfig(register_guess_search=False, icp_distances=(0.01, 0.004)), min_confidence=0.6,
+        gripper=GripperStateConfig(hysteresis=0.003, confirm=2), backdate_release=True))
     # Speed and workspace limits a plan must respect (robot base frame).
     limits: PlanLimits = field(default_factory=PlanLimits)
     # Hand-mask pixels must see depth within this distance of the hand model at the robot's pose, metres.

@@ -172,7 +172,9 @@ class WorldModelNode(Node):
         from geo4d_core.policy import PolicyConfig, WorldModelPolicy
 
         p = self.params
-        gripper = GripperStateConfig(closed_below_opening=p.gripper_delta) if p.gripper_delta > 0 else GripperStateConfig()
+        gripper = PolicyConfig().extraction.gripper
+        if p.gripper_delta > 0:
+            gripper = dataclasses.replace(gripper, closed_below_opening=p.gripper_delta)
         limits = PlanLimits(max_linear_speed=p.max_linear_speed, max_angular_speed=p.max_angular_speed,
                             workspace_lo=tuple(p.workspace_lo), workspace_hi=tuple(p.workspace_hi))
         # The policy's tracking settings (as in simulation), with the node's gripper threshold and hold rule.

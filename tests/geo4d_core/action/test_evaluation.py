@@ -12,6 +12,7 @@ import geo4d_core.action.evaluation as evaluation
 from geo4d_core.action.evaluation import DepthCorruption, corrupt_depth, cycle_windows, evaluate_episode
 from geo4d_core.action.extraction import ExtractionConfig, ExtractionResult
 from geo4d_core.action.hand import X_GE
+from geo4d_core.action.icp_tracker import IcpTrackerConfig
 from geo4d_core.action.render import HAND_LABEL
 from geo4d_core.geometry.poses import invert_pose, make_pose, translation_distance
 
@@ -199,7 +200,8 @@ def _jump_reader(hand_scene, cameras, T=9, jump_at=4):  # noqa: F811
 
 def test_cycles_recover_a_hand_that_continuous_tracking_loses(hand_scene, hand_model, cameras):  # noqa: F811
     reader = _jump_reader(hand_scene, cameras, T=9, jump_at=4)
-    cfg = ExtractionConfig(views=("n",))
+    # one frame's step limits only (no re-acquisition after missed frames), see the end of the test
+    cfg = ExtractionConfig(views=("n",), icp=IcpTrackerConfig(max_gap_frames=1))
     cont, raw_cont = evaluate_episode(reader, "n", "m", config=cfg, hand_model=hand_model)
     chunked, raw = evaluate_episode(reader, "n", "m", config=cfg, hand_model=hand_model, chunk=4)
     assert cont.steps == chunked.steps == 8 and chunked.cycles == 2 and cont.cycles == 1
@@ -214,3 +216,7 @@ def test_cycles_recover_a_hand_that_continuous_tracking_loses(hand_scene, hand_m
     # the second cycle registered with frame 4's recorded pose: its registration fits the jumped hand
     assert raw["register_confidence"].shape == (2, 1) and raw["register_confidence"].min() > 0.6
     assert np.allclose(translation_distance(raw["X_WE_est"][4:, 0], raw["X_WE_true"][4:, 0]), err[4:])
+    # with the default limits, growing after a missed frame, continuous tracking finds the hand again
+    _, raw_default = evaluate_episode(reader, "n", "m", config=ExtractionConfig(views=("n",)), hand_model=hand_model)
+    err_default = raw_default["translation_error"]
+    assert err_default[3] > 0.05 and np.all(err_default[-3:] < 0.005), err_default

@@ -42,3 +42,27 @@ def test_extract_eval_chunk_option(tmp_path, capsys):
         main(["extract", "eval", str(path), "--chunk", "0"])
     assert exc.value.code == 2
     assert "--chunk" in capsys.readouterr().err
+
+
+def test_extract_eval_settings_select_the_policy_or_library_tracking(tmp_path):
+    from geo4d_core.action.cli import extraction_config
+    from geo4d_core.action.extraction import ExtractionConfig
+    from geo4d_core.policy import PolicyConfig
+
+    policy = extraction_config("policy", "n", "centroid")
+    assert policy.icp == PolicyConfig().extraction.icp and policy.min_confidence == PolicyConfig().extraction.min_confidence
+    assert policy.min_confidence > 0 and policy.icp != ExtractionConfig().icp  # not the library defaults
+    assert policy.views == ("n",) and policy.gripper.rule == "centroid"
+    library = extraction_config("library", "nm", "opening")
+    assert library.icp == ExtractionConfig().icp and library.min_confidence == 0.0
+    assert library.views == ("n", "m") and library.gripper.rule == "opening"
+    with pytest.raises(ValueError, match="settings"):
+        extraction_config("fast", "n", "opening")
+
+    ep = make_synthetic_episode(SyntheticEpisodeConfig(height=64, width=80, num_frames=5, seed=1))
+    path = ep.write(tmp_path / "ep.zarr", task="Synthetic")
+    out = tmp_path / "eval.json"
+    assert main(["extract", "eval", str(path), "--views", "n", "--settings", "library", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())[0]["settings"] == "library"
+    assert main(["extract", "eval", str(path), "--views", "n", "--out", str(out)]) == 0
+    assert json.loads(out.read_text())[0]["settings"] == "policy"

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
 from geo4d_core.action.extraction import ConditionFrame, ExtractionConfig, ViewSequence, extract_trajectory
+from geo4d_core.action.gripper_state import GripperStateConfig
 from geo4d_core.action.hand import X_GE
 from geo4d_core.action.icp_tracker import IcpHandTracker
 from geo4d_core.action.plan import PlanLimits
@@ -180,3 +183,41 @@ def test_a_hand_no_view_sees_holds_its_last_seen_pose(episode, hand_model):
     assert np.all(res.confidence == 0)
     assert translation_distance(res.X_CG[0, 0], cond.X_CG_init["arm"]) < 0.005
     assert np.array_equal(res.X_CG[0, 0], res.X_CG[1, 0])
+
+
+def test_backdate_releases_moves_an_opening_back_to_the_last_closed_reading():
+    from geo4d_core.action.extraction import backdate_releases
+
+    closed = np.array([[1, 1, 1, 1, 0, 0, 1, 1, 0]], bool).T  # (T, 1): releases at steps 4 and 8
+    reading = np.array([[-1, 0, 0, 1, 1, 1, -1, 0, 1]], np.int8).T  # -1 closed, +1 open, 0 not measured
+    out = backdate_releases(closed.copy(), reading)
+    # the first release goes back over the unmeasured steps 1-2 and the open reading at 3, stopping after the
+    # closed reading at step 0; the second stops after step 6's closed reading; closings stay where they are
+    assert list(out[:, 0]) == [True, False, False, False, False, False, True, False, False]
+    two_arms = np.stack([closed[:, 0], np.zeros(9, bool)], axis=1)
+    assert list(backdate_releases(two_arms, np.zeros((9, 2), np.int8))[:, 0]) == [False] * 9  # nothing read closed
+    assert not two_arms[:, 1].any()
+
+
+def test_a_release_the_fingers_show_late_is_executed_when_the_hand_was_last_seen_closed(episode, hand_model):
+    """The robot reports its gripper closed; the hand is unseen for three steps (under a shelf) and then seen
+    open: the opening happened unseen, so the plan opens from the first step, not after the hidden steps."""
+    cond, seqs, truth = episode
+    T = 8  # the fixture's open steps
+    keep = np.arange(T) >= 3
+    views = {v: ViewSequence(np.where(keep[:, None, None, None], s.points_C[:T], 0.0).astype(np.float32),
+                             s.valid[:T] & keep[:, None, None]) for v, s in seqs.items()}
+    init = cond.X_CG_init["arm"]
+    prev = init @ invert_pose(invert_pose(init) @ truth[0])  # the robot's pose a step earlier: its motion
+    cond = dataclasses.replace(cond, gripper_closed={"arm": True}, X_CG_prev={"arm": prev})
+    gripper = GripperStateConfig(confirm=2)
+    late = extract_trajectory(cond, views, ExtractionConfig(gripper=gripper), hand_model=hand_model)
+    assert list(late.gripper_closed[:, 0]) == [True] * 4 + [False] * 4  # kept while unseen, 2 readings to open
+    assert np.all(late.gripper_reading[:3, 0] == 0) and np.all(late.gripper_reading[3:, 0] == 1)
+    early = extract_trajectory(cond, views, ExtractionConfig(gripper=gripper, backdate_release=True),
+                               hand_model=hand_model)
+    assert not early.gripper_closed.any()
+    np.testing.assert_allclose(early.X_CG, late.X_CG, atol=1e-8)  # only the gripper commands move
+    # a closing is never moved earlier: the fixture's grasp (open at 8 steps, closed after) stays put
+    full = extract_trajectory(episode[0], seqs, ExtractionConfig(backdate_release=True), hand_model=hand_model)
+    assert list(full.gripper_closed[:, 0]) == [w < 0.07 for w in OPENINGS]

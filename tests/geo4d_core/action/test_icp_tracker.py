@@ -62,6 +62,31 @@ def test_tracking_follows_a_moving_hand_in_one_view(hand_scene, hand_model, came
     assert min(scores) > 0.5
 
 
+def test_a_hand_back_from_a_gap_of_several_frames_is_reacquired(hand_scene, hand_model, cameras):
+    """Three frames without the hand (behind an occluder): the prediction continues the motion over the gap
+    and the step limits grow with it, so the hand, 8-9 cm from its last fit, is found again."""
+    X_CW = invert_pose(cameras["n"])
+    poses = [X_CW @ X for X in trajectory()]
+    empty = (np.zeros((8, 8, 3)), np.zeros((8, 8), bool))
+    results = {}
+    for gap_frames in (1, IcpTrackerConfig().max_gap_frames):
+        tracker = IcpHandTracker(IcpTrackerConfig(max_gap_frames=gap_frames), hand_model)
+        pts, valid, labels = hand_scene.render(poses[0], 0.08)
+        tracker.register_points(pts, valid, labels == HAND_LABEL, poses[0])
+        for X in poses[1:3]:
+            assert tracker.track_points(*hand_scene.render(X, 0.08)[:2]).score > 0.5
+        for _ in range(3):
+            assert tracker.track_points(*empty).score == 0
+        results[gap_frames] = [tracker.track_points(*hand_scene.render(X, 0.08)[:2]) for X in poses[6:9]]
+    assert translation_distance(poses[6], poses[2]) > 0.07
+    back = results[IcpTrackerConfig().max_gap_frames]
+    assert all(r.score > 0.5 for r in back)
+    assert max(translation_distance(r.X_CG, X) for r, X in zip(back, poses[6:9])) < 0.005
+    assert results[1][0].score == 0  # one frame's step limits: the hand is too far from the last fit
+    with pytest.raises(ValueError, match="max_gap_frames"):
+        IcpTrackerConfig(max_gap_frames=0)
+
+
 def test_view_m_points_in_camera_n_frame_give_the_same_poses(hand_scene, hand_model, cameras):
     X_CnW = invert_pose(cameras["n"])
     X_CnCm = X_CnW @ cameras["m"]
@@ -131,6 +156,24 @@ def test_gripper_state_hysteresis():
     assert plain.update(d - 1e-4) is True and plain.update(d + 1e-4) is False
     with pytest.raises(ValueError, match="closed_below_opening"):
         GripperStateConfig(closed_below_opening=0.2)
+
+
+def test_gripper_state_changes_only_on_confirmed_readings():
+    cfg = GripperStateConfig(confirm=2)
+    est = GripperStateEstimator(cfg)
+    d = cfg.delta
+    assert est.update(d - 0.01) is False and est.last_reading is True  # one closed reading: not yet
+    assert est.update(None) is False and est.last_reading is None  # unmeasured: neither confirms nor breaks
+    assert est.update(d - 0.01) is True  # the second closed reading in a row
+    assert est.update(d + 0.01) is True and est.last_reading is False
+    assert est.update(d - 0.01) is True  # the row of open readings is broken
+    assert est.update(d + 0.01) is True
+    assert est.update(d + 0.01) is False
+    est.reset(closed=True)
+    assert est.closed and est.last_reading is None and est.update(d + 0.01) is True  # reset forgets the row
+    for bad in (0, 1.5):
+        with pytest.raises(ValueError, match="confirm"):
+            GripperStateConfig(confirm=bad)
 
 
 
