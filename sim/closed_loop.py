@@ -124,7 +124,8 @@ class TrialResult:
     camera_sources: list[str]  # pool names of cameras (n, m)
     placement_seed: int  # the object-placement seed drawn from the trial seed (-1: none could be used)
     placement_attempt: int = 0  # how many placements of the trial seed the expert could not plan before it
-    camera_coverage: float | None = None  # fraction of the expert's TCP path the pair (n, m) sees (SimRobot)
+    camera_coverage: float | None = None  # fraction of the expert's hand samples the pair (n, m) sees (SimRobot)
+    camera_pool_draw: int = 0  # which camera pool of the trial's stream the pair is from (0: the first)
     cycles: list[CycleRecord] = field(default_factory=list)  # the planning cycles, in order
     robot_timings: dict[str, float] = field(default_factory=dict)  # SimRobot.timings at the end
 
@@ -277,7 +278,8 @@ def run_trial(config: TrialConfig, *, policy: ClosedLoopPolicy | None = None,
         return TrialResult(config.to_dict(), False, "error", str(exc), 0.0, time.perf_counter() - start,
                            [c.name for c in sample_camera_pair(config.robot_config())], -1)
     result = TrialResult(config.to_dict(), False, "timeout", "", 0.0, 0.0, list(robot.camera_sources),
-                         int(robot.placement_seed), int(robot.placement_attempt), robot.camera_coverage)
+                         int(robot.placement_seed), int(robot.placement_attempt), robot.camera_coverage,
+                         int(robot.camera_pool_draw))
     expert_bound = config.policy in ("oracle", "scripted")
     try:
         policy.reset(robot)

@@ -4,16 +4,22 @@ time limit.
 Drake's VTK renderer on Mesa EGL has been seen to hang forever on one particular frame (see
 `sim.generate`); nothing inside the process can interrupt it, so long-running jobs run each unit in a
 spawned child (a fresh interpreter: Drake and VTK do not survive fork) and kill it after `timeout`.
+A child whose parent dies (killed, or an interrupted evaluation) exits within `ORPHAN_CHECK_S` seconds
+instead of rendering on for minutes.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import queue as queue_module
+import threading
 import time
 from typing import Any, Callable
 
-__all__ = ["SubprocessTimeout", "SubprocessCrash", "call_with_timeout"]
+__all__ = ["ORPHAN_CHECK_S", "SubprocessTimeout", "SubprocessCrash", "call_with_timeout"]
+
+ORPHAN_CHECK_S = 1.0  # how often a child checks that its parent is still alive, seconds
 
 
 class SubprocessTimeout(TimeoutError):
@@ -25,7 +31,15 @@ class SubprocessCrash(RuntimeError):
     died without a result."""
 
 
-def _child(fn: Callable, args: tuple, results) -> None:
+def _exit_when_orphaned(parent_pid: int) -> None:
+    """Exit this process as soon as its parent `parent_pid` is gone (it was re-parented)."""
+    while os.getppid() == parent_pid:
+        time.sleep(ORPHAN_CHECK_S)
+    os._exit(3)
+
+
+def _child(fn: Callable, args: tuple, results, parent_pid: int) -> None:
+    threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), name="orphan-check", daemon=True).start()
     try:
         results.put(("ok", fn(*args)))
     except BaseException as exc:  # noqa: BLE001 - reported to the parent
@@ -45,7 +59,7 @@ def call_with_timeout(fn: Callable, args: tuple = (), *, timeout: float) -> Any:
         return fn(*args)
     ctx = mp.get_context("spawn")
     results = ctx.Queue()
-    child = ctx.Process(target=_child, args=(fn, args, results), daemon=False)
+    child = ctx.Process(target=_child, args=(fn, args, results, os.getpid()), daemon=False)
     child.start()
     deadline = time.monotonic() + timeout
     try:

@@ -16,10 +16,15 @@ Cameras. Like the dataset (`sim.generate`), a pool of `camera_pool` cameras is s
 `geo4d_core.data.cameras.sample_cameras`, of which the last `test_cameras` are held-out "test" views; the
 trial's pair (n, m) is two distinct test cameras, renamed "n" and "m". The ordered pairs are put in a
 random order (`camera_pair_candidates`; the first is `sample_camera_pair`'s), and with `camera_coverage`
-on (the default) the trial takes the first pair that sees the most of the scripted expert's TCP path: the
-fraction of its 10 Hz samples (every arm) inside at least one of the two images, `COVERAGE_MARGIN` of
-the image size from its border (`path_coverage`, recorded as `camera_coverage`). A pair that loses the
-hand for seconds while another pair of the same trial sees it throughout tests the cameras, not the
+on (the default) the station carries every test camera and the trial takes the first pair that sees the
+most of the scripted expert's hand: the expert's joint trajectories are posed on the settled scene every
+`survey_period` seconds (objects where they settled), each test camera renders its labels, and a camera
+sees a hand when its body covers at least `min_hand_pixels` of the image, occlusion by the arm, the
+shelf or the objects included (`hand_pixels`, `pair_visibility`; the pair's fraction of seen samples is
+recorded as `camera_coverage`). When no pair sees every hand at trial time 0 (where the first planning
+cycle registers the tracker), the camera pool is redrawn from the same stream, up to `camera_redraws`
+times (`camera_pool_draw` says which pool). A pair that loses the hand for seconds while another pair of
+the same trial sees it throughout tests the cameras, not the policy; the same rule holds for every
 policy.
 
 Seeding. `np.random.SeedSequence([config.seed, 7]).spawn(2)` gives two independent streams: the first's
@@ -54,7 +59,7 @@ from pydrake.systems.analysis import Simulator
 from geo4d_core.action.plan import Plan
 from geo4d_core.data import CameraSpec
 from geo4d_core.data.cameras import sample_cameras
-from geo4d_core.geometry import invert_pose, project_world_points
+from geo4d_core.geometry import invert_pose
 from geo4d_core.model.world_model import Observation
 from geo4d_core.policy import RobotState
 from sim.control import ArmTrajectory, PlanningError, plan_arm_trajectory
@@ -64,16 +69,13 @@ from sim.scene import HOME_Q, MAX_FINGER_WIDTH, SceneConfig, Station, build_stat
 from sim.tasks import make_task
 from sim.tasks.base import DemoPlan, Outcome, Task
 
-__all__ = ["COVERAGE_MARGIN", "GRIPPER_CLOSED_BELOW", "SimObservation", "SimRobot", "SimRobotConfig",
-           "camera_pair_candidates", "path_coverage", "placement_seeds", "sample_camera_pair", "trial_seeds"]
+__all__ = ["GRIPPER_CLOSED_BELOW", "SimObservation", "SimRobot", "SimRobotConfig", "camera_pair_candidates",
+           "pair_visibility", "placement_seeds", "sample_camera_pair", "trial_seeds"]
 
 # A measured finger opening below this counts as closed, metres. A fully open hand measures 0.080; closing
 # on the task objects stops the fingers at the object (spatula handle 0.012, apple 0.064, cereal box 0.066),
 # and an empty closed hand at 0. Matches `GripperStateConfig.closed_below_opening` of action extraction.
 GRIPPER_CLOSED_BELOW = 0.07
-# A TCP sample counts as seen by a camera when it projects at least this fraction of the image's width
-# (columns) and height (rows) inside the image border.
-COVERAGE_MARGIN = 0.05
 
 
 @dataclass
@@ -89,12 +91,21 @@ class SimRobotConfig:
     camera_pool: int = 16  # cameras sampled like the dataset (geo4d_core.data.cameras.sample_cameras) ...
     test_cameras: int = 4  # ... of which the last ones are "test"; the pair (n, m) is drawn from the test ones
     placement_attempts: int = 5  # object placements drawn until the scripted expert can plan one (1 = no check)
-    camera_coverage: bool = True  # take the test pair that sees the most of the expert's TCP path (off: the first drawn)
+    camera_coverage: bool = True  # take the test pair that sees the most of the expert's hand (off: the first drawn)
+    min_hand_pixels: float = 0.004  # a camera sees a hand whose body covers at least this fraction of its image
+    survey_period: float = 0.5  # seconds between the expert's poses rendered to choose the pair
+    camera_redraws: int = 3  # camera pools redrawn while no test pair sees every hand at trial time 0
     scene: SceneConfig = field(default_factory=SceneConfig)  # physics and control settings of the station
 
     def __post_init__(self) -> None:
         if isinstance(self.scene, Mapping):
             self.scene = SceneConfig(**dict(self.scene))
+        if (not isinstance(self.camera_redraws, (int, np.integer)) or isinstance(self.camera_redraws, bool)
+                or self.camera_redraws < 0):
+            raise ValueError(f"SimRobotConfig.camera_redraws must be an int >= 0, got {self.camera_redraws!r}")
+        if not 0.0 <= float(self.min_hand_pixels) < 1.0:
+            raise ValueError(f"SimRobotConfig.min_hand_pixels must be a fraction of the image in [0, 1), "
+                             f"got {self.min_hand_pixels!r}")
         for name in ("height", "width", "camera_pool", "test_cameras", "placement_attempts"):
             value = getattr(self, name)
             if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
@@ -102,7 +113,7 @@ class SimRobotConfig:
         if not 2 <= self.test_cameras <= self.camera_pool:
             raise ValueError(f"SimRobotConfig: need 2 <= test_cameras <= camera_pool to draw the pair (n, m), "
                              f"got test_cameras={self.test_cameras}, camera_pool={self.camera_pool}")
-        for name in ("fps", "max_seconds"):
+        for name in ("fps", "max_seconds", "survey_period"):
             value = float(getattr(self, name))
             if not (np.isfinite(value) and value > 0):
                 raise ValueError(f"SimRobotConfig.{name} must be finite and > 0, got {value!r}")
@@ -141,18 +152,20 @@ def placement_seeds(seed: int, attempts: int) -> list[int]:
     return [int(x) for x in placement.generate_state(int(attempts))]
 
 
-def camera_pair_candidates(config: SimRobotConfig) -> list[tuple[CameraSpec, CameraSpec]]:
+def camera_pair_candidates(config: SimRobotConfig, draw: int = 0) -> list[tuple[CameraSpec, CameraSpec]]:
     """Every ordered pair (camera n, camera m) of distinct test cameras of the trial, in the trial's random
     order: `config.camera_pool` cameras sampled like the dataset from the trial's camera stream
     (`trial_seeds`), the pair drawn from the last `config.test_cameras` ("test" split) first, then the
-    other pairs shuffled by the same stream. The specs keep their pool names (cam12, ...)."""
+    other pairs shuffled by the same stream. `draw` k > 0 gives the k-th redrawn pool (the stream goes
+    on). The specs keep their pool names (cam12, ...)."""
     rng = trial_seeds(config.seed)[1]
-    pool = sample_cameras(rng, config.camera_pool, height=config.height, width=config.width,
-                          num_test=config.test_cameras)
-    test = [c for c in pool if c.split == "test"]
-    i, j = (int(x) for x in rng.choice(len(test), size=2, replace=False))
-    rest = [(a, b) for a in range(len(test)) for b in range(len(test)) if a != b and (a, b) != (i, j)]
-    order = [(i, j)] + [rest[k] for k in rng.permutation(len(rest))]
+    for _ in range(int(draw) + 1):
+        pool = sample_cameras(rng, config.camera_pool, height=config.height, width=config.width,
+                              num_test=config.test_cameras)
+        test = [c for c in pool if c.split == "test"]
+        i, j = (int(x) for x in rng.choice(len(test), size=2, replace=False))
+        rest = [(a, b) for a in range(len(test)) for b in range(len(test)) if a != b and (a, b) != (i, j)]
+        order = [(i, j)] + [rest[k] for k in rng.permutation(len(rest))]
     return [(test[a], test[b]) for a, b in order]
 
 
@@ -162,21 +175,16 @@ def sample_camera_pair(config: SimRobotConfig) -> tuple[CameraSpec, CameraSpec]:
     return camera_pair_candidates(config)[0]
 
 
-def path_coverage(cameras: tuple[CameraSpec, ...], p_W: np.ndarray, margin: float = COVERAGE_MARGIN) -> float:
-    """Fraction of the points `p_W` ((N, 3) world frame, metres) that at least one of `cameras` sees: in
-    front of it and at least `margin` × its width (height) inside its image's left/right (top/bottom)
-    border. Occlusion is not considered."""
-    p_W = np.asarray(p_W, dtype=np.float64).reshape(-1, 3)
-    if len(p_W) == 0:
-        return 1.0
-    seen = np.zeros(len(p_W), dtype=bool)
-    for cam in cameras:
-        uv, _, inside = project_world_points(p_W, np.asarray(cam.K), np.asarray(cam.X_WC), cam.height, cam.width)
-        du, dv = margin * cam.width, margin * cam.height
-        inside &= (uv[:, 0] >= du - 0.5) & (uv[:, 0] < cam.width - 0.5 - du)
-        inside &= (uv[:, 1] >= dv - 0.5) & (uv[:, 1] < cam.height - 0.5 - dv)
-        seen |= inside
-    return float(seen.mean())
+def pair_visibility(pixels: np.ndarray, pair: tuple[int, int], min_pixels: float) -> tuple[float, bool]:
+    """How well cameras `pair` = (i, j) see the hands: `pixels` (S, C, A) is the number of pixels of arm
+    a's hand in camera c at survey sample s (`SimRobot.hand_pixels`); a sample's hand is seen when either
+    camera shows at least `min_pixels` of it. Returns (fraction of the (sample, arm) hands seen, whether
+    every arm's hand is seen at the first sample)."""
+    pixels = np.asarray(pixels)
+    if pixels.ndim != 3 or pixels.shape[0] == 0:
+        raise ValueError(f"pixels must be (samples >= 1, cameras, arms), got shape {pixels.shape}")
+    seen = np.maximum(pixels[:, pair[0]], pixels[:, pair[1]]) >= min_pixels  # (S, A)
+    return float(seen.mean()), bool(seen[0].all())
 
 
 class SimRobot:
@@ -195,12 +203,12 @@ class SimRobot:
         choose_pair = cameras is None and config.camera_coverage  # the pair that sees the expert, see above
         if cameras is None:
             candidates = camera_pair_candidates(config)
-            cameras = candidates[0]
+            initial = self._build(_distinct(candidates) if choose_pair else list(candidates[0]), candidates[0])
         else:
             cameras = tuple(cameras)
             if len(cameras) != 2 or not all(isinstance(c, CameraSpec) for c in cameras):
                 raise ValueError(f"cameras must be a pair (camera n, camera m) of CameraSpecs, got {cameras!r}")
-        initial = self._build(cameras)
+            initial = self._build([dataclasses.replace(c, name=r) for c, r in zip(cameras, "nm")], cameras, "nm")
         self.X_WB = np.eye(4)  # the plans' base frame B in the world: B = W in simulation
         self.placement_failures: list[str] = []  # why each earlier placement was redrawn
         for attempt, seed in enumerate(placement_seeds(config.seed, config.placement_attempts)):
@@ -215,24 +223,68 @@ class SimRobot:
         else:
             raise PlanningError(f"trial seed {config.seed}: the scripted expert of {config.task} cannot plan any of "
                                 f"{config.placement_attempts} object placements; last: {self.placement_failures[-1]}")
-        self.camera_coverage = None  # fraction of the expert's TCP path the pair sees (None: not computed)
+        self.camera_coverage = None  # fraction of the expert's hand samples the pair sees (None: not computed)
+        self.camera_pool_draw = 0  # which camera pool of the trial's stream the pair is from (see above)
         if choose_pair:
-            path = self.expert_tcp_path()
-            scores = [path_coverage(pair, path) for pair in candidates]
-            best = int(np.argmax(scores))  # the first of the best
-            self.camera_coverage = scores[best]
-            if best != 0:  # rebuild the renderers around the same plant; the settling replays identically
-                expert = self._expert
-                self._place(self._build(candidates[best]), self.placement_seed)
-                self._expert = expert
+            self._choose_pair(candidates)
 
-    def _build(self, cameras: tuple[CameraSpec, CameraSpec]):
-        """Build the station with `cameras` (n, m), arms at HOME and hands open; returns that context
-        (before placement)."""
+    def _choose_pair(self, candidates: list[tuple[CameraSpec, CameraSpec]]) -> None:
+        """Take the first of `candidates` that sees the most of the expert's hands among those that see
+        them at trial time 0, redrawing the camera pool while none does (module docstring)."""
+        config = self.config
+        min_pixels = config.min_hand_pixels * config.height * config.width
+        for draw in range(config.camera_redraws + 1):
+            if draw > 0:  # rebuild the renderers around the same plant; the settling replays identically
+                expert = self._expert
+                candidates = camera_pair_candidates(config, draw)
+                self._place(self._build(_distinct(candidates), candidates[0]), self.placement_seed)
+                self._expert = expert
+            names = list(self._station.sensors)
+            pixels = self.hand_pixels(names)
+            scores = [pair_visibility(pixels, (names.index(n.name), names.index(m.name)), min_pixels)
+                      for n, m in candidates]
+            starts = [k for k, (_, start) in enumerate(scores) if start]
+            if starts or draw == config.camera_redraws:
+                pick = starts or list(range(len(scores)))
+                best = max(pick, key=lambda k: (scores[k][0], -k))  # the first of the best
+                self.camera_coverage, self.camera_pool_draw = scores[best][0], draw
+                self._set_pair(candidates[best])
+                return
+
+    def hand_pixels(self, cameras: list[str] | tuple[str, ...]) -> np.ndarray:
+        """(S, C, A) pixels of each arm's hand body (`panda_hand`) in the labels of each of `cameras`
+        (station camera names) with the arms posed on the scripted expert's joint trajectories at trial
+        times 0, `survey_period`, ... to the end of the longest trajectory; the objects stay where they
+        settled. Rendered on the trial's context at trial time 0, which is restored afterwards."""
+        trajectories = self.expert_trajectories
+        plant, station = self._station.plant, self._station
+        t_end = max((traj.times[-1] for traj in trajectories.values()), default=0.0)
+        times = np.arange(0.0, t_end + 1e-9, self.config.survey_period)
+        hands = [np.asarray(station.label_parts[f"{arm.name}/hand"]) for arm in station.arms]
+        pixels = np.zeros((len(times), len(cameras), len(hands)), dtype=np.int64)
         start = _time.perf_counter()
-        self.camera_sources = (cameras[0].name, cameras[1].name)  # names the pair had in the sampled pool
-        self._cameras = (dataclasses.replace(cameras[0], name="n"), dataclasses.replace(cameras[1], name="m"))
-        self._station = build_station(self._task, list(self._cameras), self.config.scene)
+        try:
+            for s, t in enumerate(times):
+                for arm in station.arms:
+                    if arm.name in trajectories:
+                        q, _, width = trajectories[arm.name](t)
+                        plant.SetPositions(self._plant_context, arm.instance, np.concatenate([q, [width / 2] * 2]))
+                for c, name in enumerate(cameras):
+                    labels = station.render_label(self._context, name)
+                    pixels[s, c] = [np.isin(labels, hand).sum() for hand in hands]
+        finally:
+            self._context.SetTimeStateAndParametersFrom(self._settled)
+            self.timings["render"] += _time.perf_counter() - start
+        return pixels
+
+    def _build(self, station_cameras: list[CameraSpec], pair: tuple[CameraSpec, CameraSpec],
+               sensors: tuple[str, str] | str | None = None):
+        """Build the station with `station_cameras` (rendered under their names), arms at HOME and hands
+        open, and make `pair` (n, m) the trial's cameras (`sensors`: their station names, default their
+        own); returns that context (before placement)."""
+        start = _time.perf_counter()
+        self._station = build_station(self._task, list(station_cameras), self.config.scene)
+        self._set_pair(pair, sensors)
         self._simulator = Simulator(self._station.diagram)
         self._context = self._simulator.get_mutable_context()
         plant = self._station.plant
@@ -243,6 +295,12 @@ class SimRobot:
         self._commands: dict[str, Callable | None] = {arm.name: None for arm in self._station.arms}
         self.timings["build"] += _time.perf_counter() - start
         return self._context.Clone()
+
+    def _set_pair(self, pair: tuple[CameraSpec, CameraSpec], sensors: tuple[str, str] | str | None = None) -> None:
+        """Observe through `pair` (n, m): station cameras `sensors` (default the specs' own names)."""
+        self.camera_sources = (pair[0].name, pair[1].name)  # names the pair had in the sampled pool
+        self._sensors = tuple(sensors) if sensors is not None else self.camera_sources
+        self._cameras = (dataclasses.replace(pair[0], name="n"), dataclasses.replace(pair[1], name="m"))
 
     def _place(self, initial, placement_seed: int) -> None:
         """Restore the `initial` context (arms at HOME, before placement), place the objects with
@@ -438,7 +496,7 @@ class SimRobot:
 
     def _observe(self, context, X_BE_prev: np.ndarray | None) -> SimObservation:
         start = _time.perf_counter()
-        frames = [self._station.render(context, cam.name) for cam in self._cameras]
+        frames = [self._station.render(context, name) for name in self._sensors]
         self.timings["render"] += _time.perf_counter() - start
         X_BE, widths = self._observe_state(context)
         state = RobotState(X_BE=X_BE, gripper_closed=widths < GRIPPER_CLOSED_BELOW, arms=self.arms,
@@ -467,3 +525,8 @@ class SimRobot:
         if not isinstance(steps, (int, np.integer)) or isinstance(steps, bool) or steps < 0:
             raise ValueError(f"steps must be an int >= 0 (control periods), got {steps!r}")
         return int(steps)
+
+
+def _distinct(pairs: list[tuple[CameraSpec, CameraSpec]]) -> list[CameraSpec]:
+    """The cameras of `pairs`, each once, in order of first appearance."""
+    return list({c.name: c for pair in pairs for c in pair}.values())

@@ -126,6 +126,12 @@ class Station:
         depth = np.where(np.isfinite(depth), depth, 0.0).astype(np.float32)
         return CameraFrame(np.ascontiguousarray(color), depth, label)
 
+    def render_label(self, root_context, camera: str) -> np.ndarray:
+        """(H, W) int32 render labels of one camera (label_parts names them); no colour or depth."""
+        sensor = self.sensors[camera]
+        return np.array(sensor.label_image_output_port().Eval(sensor.GetMyContextFromRoot(root_context)).data)[
+            ..., 0].astype(np.int32)
+
 
 class JointTargetSource(LeafSystem):
     """Desired state [q; v] (9 + 9) of one arm and hand, from a function of time.

@@ -78,6 +78,8 @@ class WorldModelNodeParams:
     camera_n_frame: str = "camera_n_color_optical_frame"
     # X_BC_n as [x, y, z, qx, qy, qz, qw]: camera n's optical frame in base_frame, metres.
     camera_n_extrinsic: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0])
+    # Where X_BC_n comes from: "parameter" (camera_n_extrinsic) or "tf" (base_frame <- camera_n_frame, every cycle).
+    camera_n_extrinsic_source: str = "parameter"
     # Arm names, in the order of ee_pose_topic's poses; plans cover every arm.
     arms: list[str] = field(default_factory=lambda: ["arm"])
 
@@ -144,6 +146,9 @@ class WorldModelNodeParams:
         qnorm = float(np.linalg.norm(np.asarray(self.camera_n_extrinsic[3:], dtype=float)))
         if abs(qnorm - 1.0) > 1e-3:
             raise ParamsError(f"parameter 'camera_n_extrinsic' quaternion must have unit norm, got norm {qnorm:.6f}")
+        if self.camera_n_extrinsic_source not in ("parameter", "tf"):
+            raise ParamsError("parameter 'camera_n_extrinsic_source' must be 'parameter' or 'tf', "
+                              f"got {self.camera_n_extrinsic_source!r}")
         if not self.arms or len(set(self.arms)) != len(self.arms) or not all(isinstance(a, str) and a for a in self.arms):
             raise ParamsError(f"parameter 'arms' must be distinct non-empty names, got {list(self.arms)}")
         for name in ("workspace_lo", "workspace_hi"):
@@ -177,7 +182,12 @@ class WorldModelNodeParams:
     @property
     def X_BC_n(self) -> np.ndarray:
         """Camera n's optical frame in the robot base frame, (4, 4) metres."""
-        v = np.asarray(self.camera_n_extrinsic, dtype=np.float64)
+        return self.pose_from_extrinsic(self.camera_n_extrinsic)
+
+    @staticmethod
+    def pose_from_extrinsic(values) -> np.ndarray:
+        """(4, 4) pose of [x, y, z, qx, qy, qz, qw] (metres; the quaternion is normalised)."""
+        v = np.asarray(values, dtype=np.float64)
         X = np.eye(4)
         X[:3, :3] = Rotation.from_quat(v[3:] / np.linalg.norm(v[3:])).as_matrix()
         X[:3, 3] = v[:3]

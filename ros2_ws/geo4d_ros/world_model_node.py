@@ -14,6 +14,11 @@ Threads: subscription callbacks only decode and queue (no model work); the four 
 by approximate time (`geo4d_ros.sync`); a worker thread runs one planning cycle at a time, always on the
 newest pair, so a slow model skips stale pairs instead of queueing them. Every bad input is counted and
 logged rate-limited (`geo4d_ros.problems`), and the node keeps serving.
+
+Calibration: camera n's extrinsic X_BC_n is the `camera_n_extrinsic` parameter, or, with
+`camera_n_extrinsic_source: tf`, the newest `base_frame` <- `camera_n_frame` transform from tf2_ros,
+looked up every cycle (tf2_ros comes with a ROS 2 install; it is not on PyPI). Without a transform
+(no tf2_ros, nothing published yet) the cycle plans nothing and the status says why.
 """
 
 from __future__ import annotations
@@ -133,12 +138,24 @@ class WorldModelNode(Node):
         self.counters = {"received": dict.fromkeys(STREAMS, 0), "decode_errors": dict.fromkeys(STREAMS, 0),
                          "cycles": 0, "cycles_failed": 0, "pairs_rejected": 0, "plans_published": 0,
                          "plans_rejected": 0}
+        self._counters_lock = threading.Lock()  # callbacks and the planning worker both count
         self.latency: dict[str, float] = {}
         self.model = model
         self.model_status = "loaded" if model is not None else ("loading" if p.checkpoint else "no checkpoint set")
         self.policy = None
         if model is not None:
             self.policy = self._make_policy(model)
+        self._tf_buffer = None  # tf2_ros.Buffer when camera_n_extrinsic_source is "tf" and tf2_ros imports
+        if p.camera_n_extrinsic_source == "tf":
+            try:
+                import tf2_ros
+            except ImportError as exc:
+                self.problems.report("tf", "unavailable", f"camera_n_extrinsic_source is 'tf' but tf2_ros cannot "
+                                     f"be imported ({exc}); install ROS 2's tf2_ros or set camera_n_extrinsic_source: "
+                                     "parameter. No plans until then")
+            else:
+                self._tf_buffer = tf2_ros.Buffer()
+                self._tf_listener = tf2_ros.TransformListener(self._tf_buffer, self)
 
         for stream, topic in self._topics.items():
             self.create_subscription(Image, topic, lambda msg, s=stream: self._on_image(s, msg), SENSOR_QOS)
@@ -220,13 +237,13 @@ class WorldModelNode(Node):
 
     # ------------------------------------------------------------------ callbacks (never block)
     def _on_image(self, stream: str, msg: Image) -> None:
-        self.counters["received"][stream] += 1
+        self._count("received", stream)
         topic = self._topics[stream]
         try:
             pixels = image_to_rgb(msg) if stream.startswith("color") else image_to_depth(msg)
             stamp = stamp_to_seconds(msg.header.stamp)
         except ConversionError as exc:
-            self.counters["decode_errors"][stream] += 1
+            self._count("decode_errors", stream)
             self.problems.report(topic, "bad_image", str(exc))
             return
         self.sync.push(stream, stamp, pixels)
@@ -296,8 +313,34 @@ class WorldModelNode(Node):
         if self._worker is not None:
             self._worker.join()
 
+    def camera_n_extrinsic(self) -> np.ndarray | None:
+        """X_BC_n (4, 4, metres) for this cycle: the parameter, or the newest TF transform (None after
+        reporting why there is none)."""
+        p = self.params
+        if p.camera_n_extrinsic_source == "parameter":
+            return p.X_BC_n
+        if self._tf_buffer is None:
+            self._reject("tf", "unavailable", "camera_n_extrinsic_source is 'tf' but tf2_ros is not available; "
+                         "not planning")
+            return None
+        from rclpy.time import Time
+
+        try:
+            t = self._tf_buffer.lookup_transform(p.base_frame, p.camera_n_frame, Time()).transform
+        except Exception as exc:  # noqa: BLE001 - tf2's Lookup/Connectivity/Extrapolation exceptions
+            self._reject("tf", "lookup_failed", f"no transform {p.base_frame} <- {p.camera_n_frame}: "
+                         f"{type(exc).__name__}: {exc}; not planning")
+            return None
+        xyzq = [t.translation.x, t.translation.y, t.translation.z,
+                t.rotation.x, t.rotation.y, t.rotation.z, t.rotation.w]
+        if not (np.all(np.isfinite(xyzq)) and np.linalg.norm(xyzq[3:]) > 0.5):
+            self._reject("tf", "bad_transform", f"transform {p.base_frame} <- {p.camera_n_frame} is not a pose: "
+                         f"{xyzq}; not planning")
+            return None
+        return WorldModelNodeParams.pose_from_extrinsic(xyzq)
+
     def _reject(self, source: str, kind: str, message: str) -> None:
-        self.counters["pairs_rejected"] += 1
+        self._count("pairs_rejected")
         self.problems.report(source, kind, message)
 
     def _observations(self, pair: SyncSet):
@@ -374,28 +417,32 @@ class WorldModelNode(Node):
         if policy is None:
             self._reject("checkpoint", "no_model", f"no world model ({self.model_status}); not planning")
             return False
+        X_BC_n = self.camera_n_extrinsic()
+        if X_BC_n is None:
+            return False
+        policy.X_BC_n = X_BC_n
         t1 = time.perf_counter()
         try:
             out = policy.predict_action(obs[0], obs[1], state)
         except Exception as exc:  # noqa: BLE001 - a failed cycle is reported; the node keeps serving
-            self.counters["cycles_failed"] += 1
+            self._count("cycles_failed")
             self.problems.report("world_model", "cycle_failed", f"planning cycle failed: {type(exc).__name__}: {exc}")
             return False
         t2 = time.perf_counter()
-        self.counters["cycles"] += 1
+        self._count("cycles")
         p = self.params
         plan = truncate_plan(out.plan, p.horizon)
         violations = plan.check(policy.config.limits, X_BE_current=state.X_BE) if plan is not out.plan else out.violations
         published = False
         if violations:
-            self.counters["plans_rejected"] += 1
+            self._count("plans_rejected")
             reasons = [str(v) for v in violations]
             self.pub_rejected.publish(String(data=json.dumps({"stamp": stamp, "reasons": reasons})))
             self.problems.report("plan", "rejected", f"plan not published: {'; '.join(reasons[:3])}"
                                  + (f" (+{len(reasons) - 3} more)" if len(reasons) > 3 else ""))
         else:
             self.publish_plan(plan, stamp)
-            self.counters["plans_published"] += 1
+            self._count("plans_published")
             published = True
         t3 = time.perf_counter()
         if p.publish_predictions and out.prediction is not None:
@@ -437,21 +484,31 @@ class WorldModelNode(Node):
             self.pub_image[view].publish(rgb_to_image(rgb[k], t, p.camera_n_frame if view == "n" else "camera_m"))
 
     # ------------------------------------------------------------------ status
+    def _count(self, name: str, stream: str | None = None) -> None:
+        """Add one to counter `name` (per stream for "received" / "decode_errors")."""
+        with self._counters_lock:
+            if stream is None:
+                self.counters[name] += 1
+            else:
+                self.counters[name][stream] += 1
+
     def status(self) -> dict[str, Any]:
         """Counters, latencies and problems as a JSON-ready dict (also published on `status_topic`)."""
         stats = self.sync.stats()
         latest = self.problems.latest()
+        with self._counters_lock:  # one consistent snapshot
+            c = {k: dict(v) if isinstance(v, dict) else v for k, v in self.counters.items()}
         return {
             "model": self.model_status,
-            "frames": {s: {"received": self.counters["received"][s], "decode_errors": self.counters["decode_errors"][s],
+            "frames": {s: {"received": c["received"][s], "decode_errors": c["decode_errors"][s],
                            "dropped": {r: n for r, n in stats.dropped[s].items() if n}, "pending": stats.pending[s]}
                        for s in STREAMS},
             "pairs": stats.emitted,
-            "pairs_rejected": self.counters["pairs_rejected"],
-            "cycles": self.counters["cycles"],
-            "cycles_failed": self.counters["cycles_failed"],
-            "plans_published": self.counters["plans_published"],
-            "plans_rejected": self.counters["plans_rejected"],
+            "pairs_rejected": c["pairs_rejected"],
+            "cycles": c["cycles"],
+            "cycles_failed": c["cycles_failed"],
+            "plans_published": c["plans_published"],
+            "plans_rejected": c["plans_rejected"],
             "latency_s": {k: round(v, 4) for k, v in self.latency.items()},
             "problems": self.problems.counts(),
             "last_problem": None if latest is None else f"{latest.source}: {latest.last_message}",

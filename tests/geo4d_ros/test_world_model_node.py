@@ -5,6 +5,8 @@ input; every kind of bad input is counted and reported, and the node keeps servi
 from __future__ import annotations
 
 import json
+import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -52,6 +54,33 @@ def _params(X_BC_n, **kw) -> WorldModelNodeParams:
                                 base_frame="world", **kw)
 
 
+def fake_tf2_ros(X_BC: np.ndarray | None, frames: tuple[str, str]) -> types.ModuleType:
+    """A stand-in for tf2_ros (not on PyPI) with Buffer.lookup_transform(target, source, time) answering
+    `frames` = (target, source) with `X_BC` (None: every lookup raises, as before any TF is published)."""
+    module = types.ModuleType("tf2_ros")
+
+    class LookupException(Exception):
+        pass
+
+    class Buffer:
+        lookups: list = []
+
+        def lookup_transform(self, target, source, time):
+            Buffer.lookups.append((target, source))
+            if X_BC is None or (target, source) != frames:
+                raise LookupException(f'"{target}" passed to lookupTransform argument target_frame does not exist')
+            x, y, z, qx, qy, qz, qw = WorldModelNodeParams.extrinsic_from_pose(X_BC)
+            ns = types.SimpleNamespace
+            return ns(transform=ns(translation=ns(x=x, y=y, z=z), rotation=ns(x=qx, y=qy, z=qz, w=qw)))
+
+    class TransformListener:
+        def __init__(self, buffer, node, *args, **kwargs):
+            self.buffer, self.node = buffer, node
+
+    module.Buffer, module.TransformListener, module.LookupException = Buffer, TransformListener, LookupException
+    return module
+
+
 def _send_pair(rig, frame, stamp: float) -> None:
     """The recorded pair as a RealSense would send it: n as bgr8 + 16UC1 mm, m as rgb8 + 32FC1 m."""
     for cam, obs in (("n", frame.obs_n), ("m", frame.obs_m)):
@@ -63,9 +92,13 @@ def _send_pair(rig, frame, stamp: float) -> None:
     rig.publish_images("m", frame.obs_m.rgb, frame.obs_m.depth, stamp, color_encoding="rgb8", depth_encoding="32FC1")
 
 
-def test_published_plan_matches_the_core_pipeline(make_rig, sim_frame, model):
+@pytest.mark.parametrize("extrinsic_source", ["parameter", "tf"])
+def test_published_plan_matches_the_core_pipeline(make_rig, sim_frame, model, extrinsic_source, monkeypatch):
     frame, X_BC_n = sim_frame
     params = _params(X_BC_n, sampler_steps=4, **LOOSE)
+    if extrinsic_source == "tf":  # the parameter is left wrong: only the transform can give the right plan
+        params = _params(np.eye(4), sampler_steps=4, camera_n_extrinsic_source="tf", **LOOSE)
+        monkeypatch.setitem(sys.modules, "tf2_ros", fake_tf2_ros(X_BC_n, ("world", params.camera_n_frame)))
     rig = make_rig(params, model)
     stamp = 1000.5
     _send_pair(rig, frame, stamp)
@@ -183,6 +216,25 @@ def test_every_bad_input_is_reported_and_the_node_keeps_serving(make_rig, sim_fr
         assert status["problems"][topic][kind] >= 1, (topic, kind)
     assert status["frames"]["color_n"]["decode_errors"] == 1
     assert status["frames"]["color_n"]["dropped"]["no_match_within_slop"] >= 2
+
+
+@pytest.mark.parametrize("missing", ["tf2_ros", "transform"])
+def test_a_missing_transform_is_reported_and_nothing_is_planned(make_rig, sim_frame, model, monkeypatch, missing):
+    frame, _ = sim_frame
+    params = _params(np.eye(4), sampler_steps=4, camera_n_extrinsic_source="tf", **LOOSE)
+    if missing == "tf2_ros":  # not installed: None in sys.modules makes the import fail
+        monkeypatch.setitem(sys.modules, "tf2_ros", None)
+        kind, says = "unavailable", "tf2_ros"
+    else:  # installed, but nothing publishes the camera's transform yet
+        monkeypatch.setitem(sys.modules, "tf2_ros", fake_tf2_ros(None, ("world", params.camera_n_frame)))
+        kind, says = "lookup_failed", "world <- camera_n_color_optical_frame"
+    rig = make_rig(params, model)
+    _send_pair(rig, frame, 10.0)
+    rig.wait(lambda: rig.got["status"] and rig.status()["pairs_rejected"] >= 1, "status after the rejected pair")
+    assert rig.wm.problems.count("tf", kind) >= 1 and says in rig.wm.problems.get("tf", kind).last_message
+    status = rig.status()
+    assert status["plans_published"] == 0 and status["cycles"] == 0 and not rig.got["path/arm"]
+    assert status["problems"]["tf"][kind] >= 1
 
 
 def test_a_checkpoint_that_fails_to_load_leaves_the_node_serving(make_rig, sim_frame, tmp_path):

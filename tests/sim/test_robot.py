@@ -6,15 +6,13 @@ import numpy as np
 import pytest
 
 from geo4d_core.action.plan import Plan
-from geo4d_core.data import CameraSpec
 from geo4d_core.data.cameras import sample_cameras
 from geo4d_core.geometry import depth_to_pointmap, make_pose, transform_points
 from sim.control import PlanningError
 from sim.execution import plan_to_waypoints, plan_widths
 from sim.expert import measured_state
-from sim.robot import (GRIPPER_CLOSED_BELOW, SimRobot, SimRobotConfig, camera_pair_candidates, path_coverage,
-                       placement_seeds, sample_camera_pair,
-                       trial_seeds)
+from sim.robot import (GRIPPER_CLOSED_BELOW, SimRobot, SimRobotConfig, camera_pair_candidates, pair_visibility,
+                       placement_seeds, sample_camera_pair, trial_seeds)
 from sim.scene import MAX_FINGER_WIDTH
 
 TASK = "PutSpatulaOnTable"
@@ -83,23 +81,46 @@ def test_camera_pair_candidates_are_every_ordered_test_pair_starting_with_the_dr
     assert [(n.name, m.name) for n, m in camera_pair_candidates(cfg)] == names  # reproducible
 
 
-def test_path_coverage_counts_points_in_front_and_inside_either_image():
-    K = np.array([[100.0, 0, 79.5], [0, 100.0, 63.5], [0, 0, 1]])
-    looking_z = CameraSpec("a", K, np.eye(4), H, W)  # at the origin, looking along world +z
-    X_WC_b = make_pose(np.diag([-1.0, 1.0, -1.0]), [0.0, 0.0, 2.0])  # at z = 2 looking along world -z
-    looking_down = CameraSpec("b", K, X_WC_b, H, W)
-    p_W = np.array([
-        [0.0, 0.0, 1.0],  # centre of both images
-        [0.0, 0.0, -1.0],  # behind a, and 3 m in front of b (centre)
-        [0.0, 0.0, 3.0],  # in front of a, behind b
-        [0.78, 0.0, 1.0],  # u = 157.5 in a: inside the image, but inside the 5 % border (8 px)
-        [5.0, 0.0, 1.0],  # far outside both
+def test_pair_visibility_counts_hands_that_either_camera_sees():
+    # 3 survey samples, 3 cameras, 2 arms
+    pixels = np.array([
+        [[50, 0], [0, 90], [0, 0]],  # t = 0: arm 0 only in camera 0, arm 1 only in camera 1
+        [[10, 10], [10, 10], [80, 80]],  # both arms only in camera 2
+        [[40, 0], [0, 0], [0, 0]],  # arm 0 in camera 0, arm 1 nowhere
     ])
-    assert path_coverage((looking_z,), p_W) == pytest.approx(2 / 5)
-    assert path_coverage((looking_z,), p_W, margin=0.0) == pytest.approx(3 / 5)
-    assert path_coverage((looking_down,), p_W) == pytest.approx(2 / 5)
-    assert path_coverage((looking_z, looking_down), p_W) == pytest.approx(3 / 5)
-    assert path_coverage((looking_z,), np.zeros((0, 3))) == 1.0
+    assert pair_visibility(pixels, (0, 1), 40) == (pytest.approx(3 / 6), True)
+    assert pair_visibility(pixels, (1, 0), 40) == (pytest.approx(3 / 6), True)  # the order does not matter
+    assert pair_visibility(pixels, (0, 2), 40) == (pytest.approx(4 / 6), False)  # arm 1 unseen at t = 0
+    assert pair_visibility(pixels, (1, 2), 40) == (pytest.approx(3 / 6), False)
+    assert pair_visibility(pixels, (0, 1), 100) == (0.0, False)
+    with pytest.raises(ValueError, match="samples"):
+        pair_visibility(np.zeros((0, 3, 2)), (0, 1), 40)
+
+
+def test_the_camera_pool_is_redrawn_when_no_test_pair_sees_the_hand_at_the_start():
+    # StoreCerealBoxUnderShelf trial seed 7: at HOME the arm hides the hand from all four test cameras of
+    # the first pool (they see only finger pixels); the second pool has a camera that sees it.
+    cfg = SimRobotConfig("StoreCerealBoxUnderShelf", seed=7, height=H, width=W)
+    min_pixels = cfg.min_hand_pixels * H * W
+    first = SimRobot(dataclasses.replace(cfg, camera_redraws=0))
+    assert first.camera_pool_draw == 0
+    names = list(first.station.sensors)
+    assert sorted(names) == sorted({c.name for pair in camera_pair_candidates(cfg) for c in pair})
+    pixels = first.hand_pixels(names)
+    assert pixels.shape[1:] == (4, 1) and (pixels[0] < min_pixels).all()
+    robot = SimRobot(cfg)
+    assert robot.camera_pool_draw == 1
+    names = list(robot.station.sensors)
+    pixels = robot.hand_pixels(names)
+    n, m = (names.index(c) for c in robot.camera_sources)
+    coverage, seen_at_start = pair_visibility(pixels, (n, m), min_pixels)
+    assert seen_at_start and robot.camera_coverage == coverage
+    redrawn = {c.name: c.X_WC for pair in camera_pair_candidates(cfg, 1) for c in pair}
+    np.testing.assert_array_equal(robot.cameras[0].X_WC, redrawn[robot.camera_sources[0]])
+    # the hand really shows in the observation of the chosen pair
+    obs = robot.observe()
+    hand = robot.station.label_parts["hand"]
+    assert max(np.isin(obs.labels_n, hand).sum(), np.isin(obs.labels_m, hand).sum()) >= min_pixels
 
 
 def test_trial_seeds_are_reproducible_and_differ_between_trials():
@@ -117,6 +138,12 @@ def test_config_rejects_a_pool_without_two_test_cameras():
         SimRobotConfig(TASK, fps=0.0)
     with pytest.raises(ValueError, match="unknown keys"):
         SimRobotConfig.from_dict({"task": TASK, "sede": 1})
+    with pytest.raises(ValueError, match="camera_redraws"):
+        SimRobotConfig(TASK, camera_redraws=-1)
+    with pytest.raises(ValueError, match="min_hand_pixels"):
+        SimRobotConfig(TASK, min_hand_pixels=2.0)
+    with pytest.raises(ValueError, match="survey_period"):
+        SimRobotConfig(TASK, survey_period=0.0)
 
 
 def test_plan_to_waypoints_maps_poses_with_X_WB():
@@ -267,28 +294,39 @@ def test_a_placement_the_expert_cannot_plan_is_redrawn():
 
 
 
-def test_the_pair_that_sees_the_expert_is_taken_and_the_scene_is_the_same():
+def test_the_pair_that_sees_the_expert_hand_is_taken_and_the_scene_is_the_same():
     # Trial seed 6: the first drawn pair loses the hand as it lifts the spatula out of the crock at the
-    # table's edge; another pair of the same pool sees the whole path.
+    # table's edge; other pairs of the same pool see it throughout.
     cfg = SimRobotConfig(TASK, seed=6, height=H, width=W)
     robot = SimRobot(cfg)
-    path = robot.expert_tcp_path()
+    q_settled, t_settled = robot.station.plant.GetPositions(robot.plant_context), robot.time
+    names = list(robot.station.sensors)
+    pixels = robot.hand_pixels(names)
     t_end = robot.expert_trajectories["arm"].times[-1]
-    assert path.shape == (int(np.floor(t_end * cfg.fps + 1e-9)) + 1, 3)  # every control period of the plan
-    first = camera_pair_candidates(cfg)[0]
-    first_coverage = path_coverage(first, path)
-    assert robot.camera_sources != (first[0].name, first[1].name)
-    assert robot.camera_coverage > first_coverage and robot.camera_coverage == path_coverage(robot.cameras, path)
-    # The renderers were rebuilt around the same plant: the settled scene is the one a trial built with
-    # that pair from the start has, and so is the first drawn pair's (the cameras do not touch physics).
-    chosen = {c.name: c for pair in camera_pair_candidates(cfg) for c in pair}
-    for cameras in ((chosen[robot.camera_sources[0]], chosen[robot.camera_sources[1]]), first):
-        other = SimRobot(dataclasses.replace(cfg, camera_coverage=False, placement_attempts=1), cameras=cameras)
-        np.testing.assert_array_equal(other.station.plant.GetPositions(other.plant_context),
-                                      robot.station.plant.GetPositions(robot.plant_context))
-    assert other.camera_coverage is None
+    assert pixels.shape == (int(np.floor(t_end / cfg.survey_period + 1e-9)) + 1, 4, 1)
+    # the survey leaves the trial as it was
+    np.testing.assert_array_equal(robot.station.plant.GetPositions(robot.plant_context), q_settled)
+    assert robot.time == t_settled == 0.0
+    min_pixels = cfg.min_hand_pixels * H * W
+    candidates = camera_pair_candidates(cfg)
+    scores = [pair_visibility(pixels, (names.index(n.name), names.index(m.name)), min_pixels)[0]
+              for n, m in candidates]
+    best = scores.index(max(scores))
+    assert robot.camera_sources == (candidates[best][0].name, candidates[best][1].name)
+    assert robot.camera_coverage == max(scores) > scores[0] and best != 0
+    # The station renders every test camera; the settled scene and the chosen pair's images are those of
+    # a trial built with that pair alone (the cameras do not touch physics).
+    obs = robot.observe()
+    other = SimRobot(dataclasses.replace(cfg, camera_coverage=False, placement_attempts=1), cameras=candidates[best])
+    np.testing.assert_array_equal(other.station.plant.GetPositions(other.plant_context), q_settled)
+    assert other.camera_coverage is None and list(other.station.sensors) == ["n", "m"]
+    assert other.camera_sources == robot.camera_sources
+    other_obs = other.observe()
+    np.testing.assert_array_equal(obs.obs_n.rgb, other_obs.obs_n.rgb)
+    np.testing.assert_array_equal(obs.obs_m.depth, other_obs.obs_m.depth)
     off = SimRobot(dataclasses.replace(cfg, camera_coverage=False))
-    assert off.camera_sources == (first[0].name, first[1].name) and off.camera_coverage is None
+    assert off.camera_sources == (candidates[0][0].name, candidates[0][1].name) and off.camera_coverage is None
+    assert sorted(off.station.sensors) == sorted(off.camera_sources)  # only the drawn pair is built
 
 
 @pytest.fixture(scope="module")
