@@ -15,6 +15,10 @@ final pose (enlarged by `score_margin`, finger region excluded), the fraction ly
 `inlier_distance` of the hand surface, multiplied by min(1, inliers / `min_points`). 1 means many
 observed points and all of them on the model's surface; a wrong pose puts points off the surface, an
 occluded or missing hand leaves too few points; both lower the score. 0 means no usable estimate.
+On noisy depth (a real sensor, a predicted pointmap) even the right pose leaves points off the surface,
+so the inlier distance grows to `inlier_noise_factor` times the frame's own noise along the rays,
+measured on the pixel grid without the pose (`pointmap_noise`), so a wrong pose is not excused by its
+own misfit. Points given as a list (no grid) keep the fixed distance.
 """
 
 from __future__ import annotations
@@ -30,7 +34,27 @@ from geo4d_core.action.tracking import TrackingLostError, TrackResult
 from geo4d_core.geometry.pointmap import depth_to_pointmap
 from geo4d_core.geometry.poses import invert_pose, rotation_distance
 
-__all__ = ["IcpTrackerConfig", "IcpHandTracker"]
+__all__ = ["IcpTrackerConfig", "IcpHandTracker", "pointmap_noise"]
+
+
+def pointmap_noise(points: np.ndarray, valid: np.ndarray) -> float:
+    """Noise of a pointmap, metres: a robust std of its points along their rays, from the second
+    differences p[i-1] - 2 p[i] + p[i+1] along rows and columns of the pixel grid (about 0 on a smooth
+    surface; sqrt(6) sigma for independent noise of std sigma along nearly parallel rays), as
+    median |difference| / (0.6745 sqrt(6)). Depth edges are a minority of pixels and do not move the
+    median. points (H, W, 3) in any frame, valid (H, W); 0 with fewer than 100 valid triples."""
+    points, valid = np.asarray(points, dtype=np.float64), np.asarray(valid, bool)
+    if points.ndim != 3 or valid.shape != points.shape[:2]:
+        return 0.0
+    second = []
+    for axis in (0, 1):
+        a, b, c = (np.take(points, range(k, points.shape[axis] - 2 + k), axis=axis) for k in range(3))
+        ok = (np.take(valid, range(0, valid.shape[axis] - 2), axis=axis)
+              & np.take(valid, range(1, valid.shape[axis] - 1), axis=axis)
+              & np.take(valid, range(2, valid.shape[axis]), axis=axis))
+        second.append(np.linalg.norm((a - 2 * b + c)[ok], axis=-1))
+    d = np.concatenate(second)
+    return float(np.median(d) / (0.6745 * np.sqrt(6.0))) if len(d) >= 100 else 0.0
 
 
 @dataclass
@@ -65,6 +89,8 @@ class IcpTrackerConfig:
     icp_iterations: int = 30
     # A point within this distance of the hand surface counts as an inlier for the confidence.
     inlier_distance: float = 0.004
+    # ... or within this many times the frame's noise along the rays (pointmap_noise), if larger; 0 = fixed.
+    inlier_noise_factor: float = 1.0
     # Bounding-box enlargement for the confidence, metres.
     score_margin: float = 0.005
     # Inliers needed for full confidence (fewer scale the score down linearly).
@@ -100,6 +126,9 @@ class IcpTrackerConfig:
     def __post_init__(self) -> None:
         if not isinstance(self.max_gap_frames, int) or self.max_gap_frames < 1:
             raise ValueError(f"IcpTrackerConfig.max_gap_frames must be an int >= 1, got {self.max_gap_frames!r}")
+        if not (np.isfinite(self.inlier_noise_factor) and self.inlier_noise_factor >= 0):
+            raise ValueError(f"IcpTrackerConfig.inlier_noise_factor must be finite and >= 0, "
+                             f"got {self.inlier_noise_factor!r}")
         if self.voxel_size <= 0 or self.inlier_distance <= 0 or self.min_points < 1:
             raise ValueError("IcpTrackerConfig: voxel_size and inlier_distance must be > 0, min_points >= 1")
         if not self.icp_distances or not self.register_distances or not self.register_refine_distances:
@@ -130,6 +159,7 @@ class IcpHandTracker:
         self._X_CG: np.ndarray | None = None
         self._X_CG_prev: np.ndarray | None = None
         self._missed = 0  # frames since the last fit in which the hand was not found
+        self._frame_noise = 0.0  # noise along the rays of the frame being fitted, metres (pointmap_noise)
         self.opening = MAX_OPENING  # current finger opening estimate, metres
 
     @property
@@ -190,6 +220,7 @@ class IcpHandTracker:
         """Find the hand from its mask. points_C (H, W, 3) metres in frame C; valid, mask (H, W) bool."""
         sel = np.asarray(valid, bool) & np.asarray(mask, bool)
         pts = np.asarray(points_C, dtype=np.float64)[sel]
+        self._measure_noise(points_C, valid)
         if len(pts) < 10:
             if X_CG_init is not None and not self.config.register_guess_search:
                 # A trusted guess (the robot's own pose) of a hand this view cannot see (occluded, out of
@@ -228,6 +259,10 @@ class IcpHandTracker:
         self._update_opening(points_C, valid, X_CG)
         return TrackResult(X_CG, best[0])
 
+    def _measure_noise(self, points_C: np.ndarray, valid: np.ndarray) -> None:
+        """The frame's noise along the rays for the confidence (0: fixed inlier distance)."""
+        self._frame_noise = pointmap_noise(points_C, valid) if self.config.inlier_noise_factor > 0 else 0.0
+
     def _register_starts(self, X_CG0: np.ndarray) -> list[np.ndarray]:
         starts = [X_CG0]
         for yaw in self.config.register_yaw_offsets:
@@ -245,6 +280,7 @@ class IcpHandTracker:
         if self._X_CG is None:
             raise TrackingLostError("track called before a successful register")
         points_C, valid = np.asarray(points_C, dtype=np.float64), np.asarray(valid, bool)
+        self._measure_noise(points_C, valid)
         # Start from the constant-velocity prediction and from the last pose; keep the better fit. After
         # frames without the hand both reach over the frames since the last fit (up to max_gap_frames).
         frames = min(self._missed + 1, self.config.max_gap_frames)
@@ -372,6 +408,7 @@ class IcpHandTracker:
         if len(inside) == 0:
             return 0.0
         dist, _ = self._tree.query(inside, k=1)
-        inliers = int(np.count_nonzero(dist < self.config.inlier_distance))
+        threshold = max(self.config.inlier_distance, self.config.inlier_noise_factor * self._frame_noise)
+        inliers = int(np.count_nonzero(dist < threshold))
         return float(inliers / len(inside) * min(1.0, inliers / self.config.min_points))
 

@@ -7,7 +7,7 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from geo4d_core.action.gripper_state import GripperStateConfig, GripperStateEstimator, measure_fingers
-from geo4d_core.action.icp_tracker import IcpHandTracker, IcpTrackerConfig
+from geo4d_core.action.icp_tracker import IcpHandTracker, IcpTrackerConfig, pointmap_noise
 from geo4d_core.action.tracking import PoseTracker, TrackingLostError
 from geo4d_core.geometry.pointmap import transform_points
 from geo4d_core.geometry.poses import invert_pose, make_pose, rotation_distance, translation_distance
@@ -121,6 +121,41 @@ def test_confidence_separates_right_and_wrong_poses(hand_scene, hand_model, came
     tracker.register_points(pts, valid, labels == HAND_LABEL, X)
     res = tracker.track_points(np.zeros_like(pts), np.zeros_like(valid))
     assert res.score == 0.0 and translation_distance(res.X_CG, X) < 0.003
+
+
+def with_depth_noise(pts, std, seed=0):
+    """The points moved along their rays by Gaussian depth noise of `std` metres (camera frame)."""
+    z = pts[..., 2]
+    noisy_z = z + np.random.default_rng(seed).normal(0.0, std, z.shape)
+    return pts * (noisy_z / np.where(z > 0, z, 1.0))[..., None]
+
+
+def test_pointmap_noise_measures_the_depth_noise_without_the_pose(hand_scene, cameras):
+    X = invert_pose(cameras["n"]) @ trajectory()[3]
+    pts, valid, _ = hand_scene.render(X, 0.08)
+    assert pointmap_noise(pts, valid) < 0.0005  # a smooth rendered surface
+    for std in (0.002, 0.005, 0.01):
+        assert pointmap_noise(with_depth_noise(pts, std), valid) == pytest.approx(std, rel=0.2)
+    # in another frame (view m's points in camera n's frame) it reads the same
+    X_NC = make_pose(Rotation.from_euler("xyz", [0.3, -0.5, 1.0]).as_matrix(), [0.2, -0.1, 0.4])
+    noisy = with_depth_noise(pts, 0.005)
+    assert pointmap_noise(transform_points(X_NC, noisy), valid) == pytest.approx(pointmap_noise(noisy, valid))
+    assert pointmap_noise(pts.reshape(-1, 3), valid.reshape(-1)) == 0.0  # a point list has no grid
+
+
+def test_confidence_on_noisy_depth_scales_the_inlier_distance_with_the_noise(hand_scene, hand_model, cameras):
+    X = invert_pose(cameras["n"]) @ trajectory()[3]
+    pts, valid, labels = hand_scene.render(X, 0.08)
+    noisy = with_depth_noise(pts, 0.005)
+    wrong = X @ make_pose(Rotation.from_euler("y", 0.5).as_matrix(), [0.0, 0.03, 0.0])
+    scores = {}
+    for factor in (1.0, 0.0):
+        tracker = IcpHandTracker(IcpTrackerConfig(inlier_noise_factor=factor), model=hand_model)
+        tracker.register_points(noisy, valid, labels == HAND_LABEL, X)  # measures the frame's noise
+        scores[factor] = [tracker._score(noisy[labels > 0], invert_pose(P)) for P in (X, wrong)]
+    good, bad = scores[1.0]
+    assert good > 0.8 and good - bad > 0.2  # the right pose is trusted, a wrong one still scores lower
+    assert scores[0.0][0] < 0.75 < good  # with the fixed 4 mm distance the noise alone costs a third
 
 
 def test_register_with_an_empty_mask_fails_clearly(hand_model):
