@@ -92,13 +92,11 @@ def _run(args: argparse.Namespace) -> int:
     from geo4d_core.cli import CommandError
 
     try:
-        import rclpy
         from rclpy.executors import MultiThreadedExecutor
-
-        from geo4d_ros.runner import spin_until
 
         from geo4d_ros.env import apply_loopback_env
         from geo4d_ros.params import ParamsError
+        from geo4d_ros.runner import init_ros, spin_until, stop_on_signals, teardown
         from geo4d_ros.world_model_node import WorldModelNode
     except ImportError as exc:
         raise CommandError(f"needs rclpy and the ROS messages: pip install -e '.[ros]' ({exc})") from exc
@@ -109,42 +107,40 @@ def _run(args: argparse.Namespace) -> int:
         os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = args.discovery_range
         if args.domain_id is not None:
             os.environ["ROS_DOMAIN_ID"] = str(args.domain_id)
-    rclpy.init()
-    nodes: list = []
-    sim_node = None
-    try:
-        if args.sim:
-            try:
-                from geo4d_ros.sim_robot_node import SimRobotNode, SimRobotNodeParams
-            except ImportError as exc:
-                raise CommandError(f"--sim needs Drake: pip install -e '.[sim]' ({exc})") from exc
-            sim_params = SimRobotNodeParams(task=args.sim, seed=args.seed, max_cycles=args.max_cycles,
-                                            max_seconds=args.max_seconds,
-                                            camera_n_namespace=args.camera_n or "camera_n",
-                                            camera_m_namespace=args.camera_m or "camera_m")
-            sim_node = SimRobotNode(sim_params, start=False)
-            nodes.append(sim_node)
+    with stop_on_signals() as stop:
+        init_ros()
+        nodes: list = []
+        executor = None
         try:
-            params = build_params(args, sim_node)
-        except (ParamsError, argparse.ArgumentTypeError, FileNotFoundError) as exc:
-            raise CommandError(str(exc)) from exc
-        world_model = WorldModelNode(params)
-        nodes.append(world_model)
-        executor = MultiThreadedExecutor()
-        for node in nodes:
-            executor.add_node(node)
-        if sim_node is not None:
-            sim_node.start()
-        print(f"geo4d bringup: {', '.join(n.get_name() for n in nodes)} running "
-              f"(ROS_DOMAIN_ID={os.environ.get('ROS_DOMAIN_ID', '0')}); Ctrl-C stops", flush=True)
-        spin_until(executor, sim_node.done if sim_node is not None else None)
-        if sim_node is not None and sim_node.result is not None:
-            print(json.dumps({"result": sim_node.result, "world_model": world_model.status()}, indent=2))
-        executor.shutdown()
-        return 0
-    finally:
-        for node in reversed(nodes):
-            if hasattr(node, "shutdown"):
-                node.shutdown()
-            node.destroy_node()
-        rclpy.try_shutdown()
+            if args.sim:
+                try:
+                    from geo4d_ros.sim_robot_node import SimRobotNode, SimRobotNodeParams
+                except ImportError as exc:
+                    raise CommandError(f"--sim needs Drake: pip install -e '.[sim]' ({exc})") from exc
+                sim_params = SimRobotNodeParams(task=args.sim, seed=args.seed, max_cycles=args.max_cycles,
+                                                max_seconds=args.max_seconds,
+                                                camera_n_namespace=args.camera_n or "camera_n",
+                                                camera_m_namespace=args.camera_m or "camera_m")
+                nodes.append(SimRobotNode(sim_params, start=False))
+            sim_node = nodes[0] if nodes else None
+            try:
+                params = build_params(args, sim_node)
+            except (ParamsError, argparse.ArgumentTypeError, FileNotFoundError) as exc:
+                raise CommandError(str(exc)) from exc
+            world_model = WorldModelNode(params)
+            nodes.append(world_model)
+            executor = MultiThreadedExecutor()
+            for node in nodes:
+                executor.add_node(node)
+            if stop.is_set():
+                return 0
+            if sim_node is not None:
+                sim_node.start()
+            print(f"geo4d bringup: {', '.join(n.get_name() for n in nodes)} running "
+                  f"(ROS_DOMAIN_ID={os.environ.get('ROS_DOMAIN_ID', '0')}); Ctrl-C stops", flush=True)
+            spin_until(executor, stop, sim_node.done if sim_node is not None else None)
+            if sim_node is not None and sim_node.result is not None:
+                print(json.dumps({"result": sim_node.result, "world_model": world_model.status()}, indent=2))
+            return 0
+        finally:
+            teardown(nodes, executor)
