@@ -335,6 +335,9 @@ def train(cfg: TrainConfig, *, resume: str | None = None, progress: bool = True)
             recipe["dataset"] = json.loads(ds_meta.read_text())
         (model_dir / "data_recipe.json").write_text(json.dumps(recipe, indent=1))
         summary["model_dir"] = str(model_dir)
+    # Every process leaves together: a process that destroys the process group (end_training) while
+    # another is still saving can hang the run at exit (pytorch/pytorch#75097).
+    accelerator.wait_for_everyone()
     accelerator.end_training()
     return summary
 

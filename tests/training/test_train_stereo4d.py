@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -172,9 +174,26 @@ def test_accelerate_launch_two_cpu_processes_trains_ddp_with_identical_replicas(
            "--main_process_port", str(_free_port()), str(REPO / "training" / "train_stereo4d.py"), "--quiet",
            f"data.root={tiny_dataset}", "data.heldout_episodes=1", "model.height=64", "model.width=80",
            f"output_dir={out}", "optim.batch_size=4", "max_steps=2", "threads=1", "optim.lr=1e-3"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=REPO)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    # PYTHONFAULTHANDLER: if the run hangs, SIGABRT makes every process print its Python stacks.
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo", "PYTHONFAULTHANDLER": "1"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    try:
+        _, stderr = proc.communicate(timeout=300)  # ~15 s on 2 cores
+    except subprocess.TimeoutExpired:
+        # The ranks run in sessions of their own: signal the whole tree, ranks first (killing only the
+        # launcher orphans them, and they keep the output pipes open).
+        import psutil  # an accelerate dependency
+
+        tree = psutil.Process(proc.pid).children(recursive=True)[::-1] + [psutil.Process(proc.pid)]
+        for p in tree:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p.send_signal(signal.SIGABRT)
+        psutil.wait_procs(tree, timeout=30)
+        _, stderr = proc.communicate()
+        stacks = [line for line in stderr.splitlines()
+                  if line.lstrip().startswith(("File ", "Current thread", "Thread 0x", "Fatal Python"))]
+        pytest.fail("accelerate launch hung; stacks of its processes:\n" + "\n".join(stacks[-80:]))
+    assert proc.returncode == 0, stderr[-3000:]
     summary = json.loads((out / "model" / "train_summary.json").read_text())
     assert summary["processes"] == 2 and summary["steps"] == 2
     sums = summary["replica_checksums"]
