@@ -4,6 +4,7 @@ input; every kind of bad input is counted and reported, and the node keeps servi
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 import types
@@ -95,22 +96,37 @@ def _send_pair(rig, frame, stamp: float) -> None:
 @pytest.mark.parametrize("extrinsic_source", ["parameter", "tf"])
 def test_published_plan_matches_the_core_pipeline(make_rig, sim_frame, model, extrinsic_source, monkeypatch):
     frame, X_BC_n = sim_frame
-    params = _params(X_BC_n, sampler_steps=4, **LOOSE)
+    # Every predicted step held (min_confidence 1): tracking the weak model's noise-like forecast is chaotic,
+    # and Open3D's ICP is not bit-reproducible (its reductions differ at ~1e-17 from run to run), so a
+    # tracked step can differ between any two runs. The held plan still goes through everything the node
+    # wires: the extrinsic, the robot pose, the registration on the real frame and the plan's timestamps.
+    hold = dict(sampler_steps=4, min_confidence=1.0, **LOOSE)
+    params = _params(X_BC_n, **hold)
     if extrinsic_source == "tf":  # the parameter is left wrong: only the transform can give the right plan
-        params = _params(np.eye(4), sampler_steps=4, camera_n_extrinsic_source="tf", **LOOSE)
+        params = _params(np.eye(4), camera_n_extrinsic_source="tf", **hold)
         monkeypatch.setitem(sys.modules, "tf2_ros", fake_tf2_ros(X_BC_n, ("world", params.camera_n_frame)))
     rig = make_rig(params, model)
     stamp = 1000.5
     _send_pair(rig, frame, stamp)
     rig.wait(lambda: rig.got["path/arm"] and rig.got["gripper_traj"] and rig.got["gripper"], "a published plan")
 
-    # The core pipeline on the same input (depth of n quantised to mm as on the wire).
+    # The core pipeline on the same input (depth of n quantised to mm as on the wire). The extrinsic and the
+    # robot pose reach the node as quaternions (parameter, TF, PoseArray): equal to ~1e-16, which is enough to
+    # flip a borderline tracking decision on the weak model's prediction, so the core pipeline is given
+    # exactly the node's numbers.
     depth_n = image_to_depth(depth_to_image(frame.obs_n.depth, stamp, "n", "16UC1"))
-    policy = WorldModelPolicy(model, X_BC_n, PolicyConfig(steps=4, seed=0, limits=PlanLimits(
+    X_BC_node = rig.wm.camera_n_extrinsic()
+    np.testing.assert_allclose(X_BC_node, X_BC_n, atol=1e-12)
+    extraction = dataclasses.replace(PolicyConfig().extraction, min_confidence=1.0)
+    policy = WorldModelPolicy(model, X_BC_node, PolicyConfig(steps=4, seed=0, extraction=extraction, limits=PlanLimits(
         max_linear_speed=100.0, max_angular_speed=100.0, workspace_lo=(-5, -5, -5), workspace_hi=(5, 5, 5))))
-    state = RobotState(frame.state.X_BE, frame.state.gripper_width < 0.07, ("arm",), None, frame.state.gripper_width)
+    received = rig.wm._state
+    np.testing.assert_allclose(received.X_BE, frame.state.X_BE, atol=1e-12)
+    assert received.X_BE_prev is None
+    state = RobotState(received.X_BE, frame.state.gripper_width < 0.07, ("arm",), None, frame.state.gripper_width)
     out = policy.predict_action(Observation(frame.obs_n.rgb, depth_n, frame.obs_n.K), frame.obs_m, state)
     assert out.accepted, out.violations
+    assert (out.plan.confidence == 0).all()  # every step held, as intended above
 
     path = rig.got["path/arm"][-1]
     assert path.header.frame_id == "world" and len(path.poses) == out.plan.num_steps == 10
