@@ -52,17 +52,3 @@ def test_signal_while_the_node_is_built_stops_cleanly_and_tears_down_in_order(mo
     assert not rclpy.ok()
     assert signal.getsignal(signal.SIGINT) is before
 
-
-def test_signal_before_the_node_is_built_builds_nothing(monkeypatch, tmp_path):
-    for key, value in apply_loopback_env({}, domain_id=100 + os.getpid() % 100, log_dir=str(tmp_path)).items():
-        monkeypatch.setenv(key, value)
-    built: list[int] = []
-    original_init = rclpy.init
-
-    def init_then_signal(*args, **kwargs):
-        original_init(*args, **kwargs)
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    monkeypatch.setattr(rclpy, "init", init_then_signal)
-    run_node_main(lambda: built.append(1), [])
-    assert built == [] and not rclpy.ok()
