@@ -107,8 +107,8 @@ def _run(args: argparse.Namespace) -> int:
         os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = args.discovery_range
         if args.domain_id is not None:
             os.environ["ROS_DOMAIN_ID"] = str(args.domain_id)
-    with stop_on_signals() as stop:
-        init_ros()
+    init_ros()
+    with stop_on_signals() as stop:  # after rclpy.init (runner.init_ros)
         nodes: list = []
         executor = None
         try:

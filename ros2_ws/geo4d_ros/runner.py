@@ -45,7 +45,7 @@ def stop_on_signals(signals: tuple[int, ...] = STOP_SIGNALS) -> Iterator[threadi
 
 def init_ros(args: list[str] | None = None) -> None:
     """rclpy.init with the command-line `--ros-args` and without rclpy's own signal handlers (signals
-    are `stop_on_signals`' job)."""
+    are `stop_on_signals`' job; enter it after this call)."""
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
 
 
@@ -77,8 +77,8 @@ def run_node_main(make_node: Callable[[], rclpy.node.Node], args: list[str] | No
     command-line `--ros-args`, spin until Ctrl-C / SIGTERM (or the node's `done` event, if it has one),
     then `teardown`."""
     apply_loopback_env()
-    with stop_on_signals() as stop:
-        init_ros(args)
+    init_ros(args)
+    with stop_on_signals() as stop:  # after rclpy.init: whatever rclpy does to signal handlers there, ours win
         nodes: list = []
         executor = None
         try:
