@@ -37,7 +37,7 @@ def main() -> None:
     rows = []
     settings = [("default", IcpTrackerConfig()), ("no model-to-scene pass", IcpTrackerConfig(model_to_scene=False)),
                 ("single start", IcpTrackerConfig(constant_velocity=False)),
-                ("planning cycle (policy)", PolicyConfig().tracking_extraction().icp)]
+                ("planning cycle (policy)", PolicyConfig().extraction.icp)]
     for name, cfg in settings:
         tracker = IcpHandTracker(cfg, model)
         pts, valid, labels = frames[0]

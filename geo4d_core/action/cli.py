@@ -16,8 +16,8 @@ robot knows of itself: its pose one step earlier (its current motion) and its gr
 state (`--no-robot-state` leaves them out).
 
 `--settings policy` (default) evaluates the tracking settings the planning cycle runs with
-(`PolicyConfig.tracking_extraction()`: registration refines the robot's pose only, fine ICP stages, per-step
-motion capped at the plan limits, steps scoring below its confidence floor hold the last pose); `--settings library` the library defaults of
+(`PolicyConfig.extraction`: registration refines the robot's pose only, fine ICP stages, steps scoring
+below its confidence floor hold the last pose); `--settings library` the library defaults of
 `ExtractionConfig`.
 """
 
@@ -69,7 +69,7 @@ def extraction_config(settings: str, views: str, gripper_rule: str):
     if settings == "policy":
         from geo4d_core.policy import PolicyConfig
 
-        base = PolicyConfig().tracking_extraction()
+        base = PolicyConfig().extraction
     elif settings == "library":
         base = ExtractionConfig()
     else:

@@ -156,7 +156,6 @@ class IcpHandTracker:
         self._X_CG: np.ndarray | None = None
         self._X_CG_prev: np.ndarray | None = None
         self._missed = 0  # frames since the last fit in which the hand was not found
-        self._unseen = 0  # of those, frames without any fit (not even one dropped as too far away)
         self._frame_noise = 0.0  # noise along the rays of the frame being fitted, metres (pointmap_noise)
         self.opening = MAX_OPENING  # current finger opening estimate, metres
 
@@ -195,7 +194,7 @@ class IcpHandTracker:
         """
         self._X_CG = np.asarray(X_CG, dtype=np.float64).copy()
         self._X_CG_prev = None if X_CG_prev is None else np.asarray(X_CG_prev, dtype=np.float64).copy()
-        self._missed = self._unseen = 0
+        self._missed = 0
 
     @property
     def X_CG(self) -> np.ndarray | None:
@@ -253,7 +252,7 @@ class IcpHandTracker:
             if best is None or score > best[0]:
                 best = (score, X_GC)
         X_CG = invert_pose(best[1])
-        self._X_CG_prev, self._X_CG, self._missed, self._unseen = None, X_CG, 0, 0
+        self._X_CG_prev, self._X_CG, self._missed = None, X_CG, 0
         self._update_opening(points_C, valid, X_CG)
         return TrackResult(X_CG, best[0])
 
@@ -280,26 +279,20 @@ class IcpHandTracker:
         points_C, valid = np.asarray(points_C, dtype=np.float64), np.asarray(valid, bool)
         self._measure_noise(points_C, valid)
         # Start from the constant-velocity prediction and from the last pose; keep the better fit. After
-        # frames without the hand both reach over the frames since the last fit (up to max_gap_frames), and
-        # the step limits grow with the frames in which the hand was not found at all: a hand back from
-        # behind an occluder may have moved on. A fit dropped as too far away does not grow them (the hand
-        # was in view and cannot have jumped there), so a persistent wrong fit is not taken a frame later.
+        # frames without the hand both reach over the frames since the last fit (up to max_gap_frames).
         frames = min(self._missed + 1, self.config.max_gap_frames)
-        reach = min(self._unseen + 1, self.config.max_gap_frames)
         starts = [self._predicted_pose(frames)]
         if self._X_CG_prev is not None and self.config.constant_velocity:
             starts.append(self._X_CG)
-        best, too_far = self._best_fit(points_C, valid, starts, frames=reach)
+        best = self._best_fit(points_C, valid, starts, frames=frames)
         if best is None or best[0] < self.config.recover_below:
             # Poor fit: also try the registration starts around the prediction before giving up.
-            more, more_far = self._best_fit(points_C, valid, self._register_starts(starts[0])[1:],
-                                            reference=starts[0], frames=reach)
-            too_far = too_far or more_far
+            more = self._best_fit(points_C, valid, self._register_starts(starts[0])[1:], reference=starts[0],
+                                  frames=frames)
             if more is not None and (best is None or more[0] > best[0]):
                 best = more
         if best is None or best[0] <= 0:
             self._missed += 1
-            self._unseen += not too_far
             return TrackResult(starts[0], 0.0)
         X_CG = invert_pose(best[1])
         if self._missed and self._X_CG_prev is not None:
@@ -307,21 +300,18 @@ class IcpHandTracker:
             X_CG_prev = X_CG @ invert_pose(invert_pose(self._X_CG_prev) @ self._X_CG)
         else:
             X_CG_prev = self._X_CG
-        self._X_CG_prev, self._X_CG, self._missed, self._unseen = X_CG_prev, X_CG, 0, 0
+        self._X_CG_prev, self._X_CG, self._missed = X_CG_prev, X_CG, 0
         self._update_opening(points_C, valid, X_CG)
         return TrackResult(X_CG, best[0])
 
     def _best_fit(self, points_C: np.ndarray, valid: np.ndarray, starts: list[np.ndarray],
-                  reference: np.ndarray | None = None,
-                  frames: int = 1) -> tuple[tuple[float, np.ndarray] | None, bool]:
-        """ICP from each start: the (score, X_GC) with the highest confidence (None without enough points or
-        when every result was dropped), and whether any result was dropped as too far. A result farther
-        than `frames` steps' motion (max_step_*) from `reference` (default: from its own start) is dropped:
-        the hand cannot have moved there since the last fit."""
+                  reference: np.ndarray | None = None, frames: int = 1) -> tuple[float, np.ndarray] | None:
+        """ICP from each start; the (score, X_GC) with the highest confidence, None without enough points.
+        A result farther than `frames` steps' motion (max_step_*) from `reference` (default: from its own
+        start) is dropped: the hand cannot have moved there since the last fit."""
         max_translation = self.config.max_step_translation * frames
         max_rotation = self.config.max_step_rotation * frames
         best: tuple[float, np.ndarray] | None = None
-        too_far = False
         for X_start in starts:
             X_ref = X_start if reference is None else reference
             pts = self._crop(points_C, valid, X_start)
@@ -333,13 +323,12 @@ class IcpHandTracker:
             X_CG = invert_pose(X_GC)
             if (np.linalg.norm(X_CG[:3, 3] - X_ref[:3, 3]) > max_translation
                     or rotation_distance(X_CG, X_ref) > max_rotation):
-                too_far = True
                 continue  # implausible jump from this start: ICP slid onto something else
             pts_final = self._crop(points_C, valid, X_CG)
             score = self._score(pts_final, X_GC)
             if best is None or score > best[0]:
                 best = (score, X_GC)
-        return best, too_far
+        return best
 
     # ------------------------------------------------------------------ internals
     def _predicted_pose(self, frames: int = 1) -> np.ndarray:

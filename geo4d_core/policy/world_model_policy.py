@@ -13,7 +13,6 @@ future frames (the oracle policy feeds it the true ones).
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Mapping
@@ -63,12 +62,10 @@ class PolicyConfig:
     # The gripper state changes on two finger readings in a row, 3 mm past the threshold (a box held at
     # 65 mm read 62-70 mm, open 74-80 mm; single readings flipped it and dropped the box), and a release is
     # moved back to just after the fingers were last seen closed (ExtractionConfig.backdate_release).
-    # The tracker's per-step limits (IcpTrackerConfig.max_step_*) are capped at what `limits` allow in one
-    # step `dt` (see tracking_extraction()).
     extraction: ExtractionConfig = field(default_factory=lambda: ExtractionConfig(
         icp=IcpTrackerConfig(register_guess_search=False, icp_distances=(0.01, 0.004)), min_confidence=0.6,
         gripper=GripperStateConfig(hysteresis=0.003, confirm=2), backdate_release=True))
-    # Speed and workspace limits a plan must respect (robot base frame); they also bound the tracker's steps.
+    # Speed and workspace limits a plan must respect (robot base frame).
     limits: PlanLimits = field(default_factory=PlanLimits)
     # Hand-mask pixels must see depth within this distance of the hand model at the robot's pose, metres.
     mask_depth_tolerance: float = MASK_DEPTH_TOLERANCE
@@ -84,22 +81,6 @@ class PolicyConfig:
             raise ValueError(f"PolicyConfig.mask_depth_tolerance must be > 0 metres, got {self.mask_depth_tolerance}")
         if not isinstance(self.mask_dilate_px, int) or self.mask_dilate_px < 0:
             raise ValueError(f"PolicyConfig.mask_dilate_px must be an int >= 0, got {self.mask_dilate_px!r}")
-
-    def tracking_extraction(self) -> ExtractionConfig:
-        """`extraction` with the tracker's per-step limits capped at the plan limits over one step `dt`.
-
-        A fit that moved the hand farther in one step than the robot may move (max_linear_speed × dt metres,
-        max_angular_speed × dt radians) is not a motion to follow: on simulated trials it was a view fitting
-        a resting hand 0.34 rad rotated with confidence 0.67, which made every plan's first step fail the
-        speed check and stopped the trial. Capped, the tracker drops such a fit (the step holds or the
-        other view wins), so tracking never accepts a step the plan check would reject.
-        """
-        icp = self.extraction.icp
-        capped = dataclasses.replace(
-            icp,
-            max_step_translation=min(icp.max_step_translation, self.limits.max_linear_speed * self.dt),
-            max_step_rotation=min(icp.max_step_rotation, self.limits.max_angular_speed * self.dt))
-        return dataclasses.replace(self.extraction, icp=capped)
 
 
 @dataclass
@@ -175,8 +156,7 @@ def plan_from_frames(condition: ConditionFrame, views: Mapping[str, ViewSequence
                      state: RobotState, config: PolicyConfig, *, hand_model: HandModel | None = None,
                      trackers: dict | None = None) -> tuple[Plan, list[PlanViolation], ExtractionResult]:
     """Extraction on future frames (predicted or true) and the checked plan, `config.dt` apart."""
-    result = extract_trajectory(condition, views, config.tracking_extraction(), hand_model=hand_model,
-                                trackers=trackers)
+    result = extract_trajectory(condition, views, config.extraction, hand_model=hand_model, trackers=trackers)
     T = result.X_CE.shape[0]
     plan = result.to_plan(config.dt * np.arange(1, T + 1), X_BC_n)
     return plan, plan.check(config.limits, X_BE_current=state.X_BE), result

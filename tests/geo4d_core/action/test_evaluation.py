@@ -216,8 +216,7 @@ def test_cycles_recover_a_hand_that_continuous_tracking_loses(hand_scene, hand_m
     # the second cycle registered with frame 4's recorded pose: its registration fits the jumped hand
     assert raw["register_confidence"].shape == (2, 1) and raw["register_confidence"].min() > 0.6
     assert np.allclose(translation_distance(raw["X_WE_est"][4:, 0], raw["X_WE_true"][4:, 0]), err[4:])
-    # with the default limits, growing after frames without the hand, continuous tracking finds it again
-    # (a frame whose fit is dropped as too far does not grow them, so it takes a frame longer than before)
+    # with the default limits, growing after a missed frame, continuous tracking finds the hand again
     _, raw_default = evaluate_episode(reader, "n", "m", config=ExtractionConfig(views=("n",)), hand_model=hand_model)
     err_default = raw_default["translation_error"]
-    assert err_default[3] > 0.05 and np.all(err_default[-2:] < 0.005), err_default
+    assert err_default[3] > 0.05 and np.all(err_default[-3:] < 0.005), err_default

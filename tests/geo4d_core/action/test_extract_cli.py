@@ -50,8 +50,7 @@ def test_extract_eval_settings_select_the_policy_or_library_tracking(tmp_path):
     from geo4d_core.policy import PolicyConfig
 
     policy = extraction_config("policy", "n", "centroid")
-    assert policy.icp == PolicyConfig().tracking_extraction().icp
-    assert policy.min_confidence == PolicyConfig().extraction.min_confidence
+    assert policy.icp == PolicyConfig().extraction.icp and policy.min_confidence == PolicyConfig().extraction.min_confidence
     assert policy.min_confidence > 0 and policy.icp != ExtractionConfig().icp  # not the library defaults
     assert policy.views == ("n",) and policy.gripper.rule == "centroid"
     library = extraction_config("library", "nm", "opening")

@@ -9,8 +9,7 @@ from scipy.spatial.transform import Rotation
 from geo4d_core.action.extraction import ViewSequence
 from geo4d_core.action.hand import X_GE
 from geo4d_core.action.render import HAND_LABEL, LEFT_LABEL, RIGHT_LABEL, camera_looking_at
-from geo4d_core.action.plan import PlanLimits
-from geo4d_core.geometry.poses import invert_pose, make_pose, rotation_distance, translation_distance
+from geo4d_core.geometry.poses import invert_pose, make_pose, translation_distance
 from geo4d_core.model import Observation, WorldModel, WorldModelConfig
 from geo4d_core.policy import PolicyConfig, RobotState, WorldModelPolicy, condition_frame, plan_from_frames
 from geo4d_core.policy.hand_mask import project_hand_mask
@@ -89,43 +88,3 @@ def test_world_model_policy_cycle(hand_scene, hand_model):
         WorldModelPolicy(model, np.full((4, 4), np.nan), hand_model=hand_model)
     with pytest.raises(ValueError, match="one entry per arm"):
         RobotState(X_BE=np.eye(4)[None].repeat(2, 0), gripper_closed=np.array([False]))
-
-
-def test_tracking_steps_are_capped_at_the_plan_limits():
-    cfg = PolicyConfig(dt=0.1, limits=PlanLimits(max_linear_speed=0.5, max_angular_speed=2.0))
-    icp = cfg.tracking_extraction().icp
-    assert icp.max_step_translation == pytest.approx(0.05) and icp.max_step_rotation == pytest.approx(0.2)
-    assert cfg.extraction.icp.max_step_rotation == pytest.approx(0.6)  # the configured value is left alone
-    loose = PolicyConfig(limits=PlanLimits(max_linear_speed=10.0, max_angular_speed=30.0)).tracking_extraction()
-    assert loose.icp.max_step_translation == cfg.extraction.icp.max_step_translation  # never raised
-    assert loose.icp.max_step_rotation == cfg.extraction.icp.max_step_rotation
-
-
-def test_a_fit_turned_faster_than_the_plan_limits_is_held_not_planned(hand_scene, hand_model):
-    """Frames that show the hand turned 0.36 rad in one 0.1 s step (and resting there): the tracker would
-    follow it (its own limit is 0.6 rad per step), but the robot may turn only 0.3 rad per step (3 rad/s),
-    so the plan holds the robot's pose instead of failing the speed check: not at the first step, and not
-    a step later either (a fit dropped as too far does not widen the next step's limits)."""
-    T = 4
-    X_CW = invert_pose(X_WC)
-    turned = _X_WG(0) @ make_pose(Rotation.from_euler("y", 0.36).as_matrix(), np.zeros(3))
-    p0, v0, _ = hand_scene.render(X_CW @ _X_WG(0), 0.08, table_z_G=0.13)
-    pt, vt, _ = hand_scene.render(X_CW @ turned, 0.08, table_z_G=0.13)
-    obs_n = Observation(np.zeros((*v0.shape, 3), np.uint8), np.where(v0, p0[..., 2], 0).astype(np.float32),
-                        hand_scene.K)
-    state = _state(_X_WG(0))
-    views = {"n": ViewSequence(np.stack([pt] * T), np.stack([vt] * T))}
-
-    def plan(config):
-        return plan_from_frames(condition_frame(obs_n, state, X_WC, hand_model), views, X_WC, state, config,
-                                hand_model=hand_model)
-
-    fast = PolicyConfig(limits=PlanLimits(max_angular_speed=6.0))  # allows 0.6 rad per step: followed
-    followed, violations, _ = plan(fast)
-    assert violations == []
-    assert all(rotation_distance(followed.X_BE[k, 0], turned @ X_GE) < 0.02 for k in range(T))
-    held, violations, result = plan(PolicyConfig())
-    assert violations == []
-    np.testing.assert_array_equal(result.confidence[:, 0], 0.0)
-    np.testing.assert_array_equal(held.X_BE, held.X_BE[:1].repeat(T, 0))  # one pose, held
-    assert rotation_distance(held.X_BE[0, 0], state.X_BE[0]) < 0.02  # the registered (robot's) pose
