@@ -109,6 +109,9 @@ class CycleRecord:
     view_m_steps: int | None  # plan steps (all arms) whose pose came from view m
     poses_finite: bool  # the plan's poses are all finite (False is itself a violation)
     timings: dict[str, float]  # wall seconds: observe (render + measure), predict, extract, execute, record
+    # Every arm by name: p_B_start (3,), p_B_plan (h, 3) metres in B, closed_plan (h,), confidence (h,) and
+    # source_view (h,) of the plan steps (None for the scripted expert)
+    arms: dict[str, dict[str, list]] | None = None
 
 
 @dataclass
@@ -368,12 +371,18 @@ def _execute_cycle(robot: SimRobot, config: TrialConfig, obs: SimObservation, ou
             timings["execute"] += time.perf_counter() - t
             _record(robot, on_frame, output, k, timings)
     p_plan = plan.X_BE[:, 0, :3, 3]
+    arms = {name: {"p_B_start": obs.state.X_BE[a, :3, 3].tolist(),
+                   "p_B_plan": np.where(np.isfinite(plan.X_BE[:, a, :3, 3]), plan.X_BE[:, a, :3, 3], None).tolist(),
+                   "closed_plan": plan.gripper_closed[:, a].astype(bool).tolist(),
+                   "confidence": np.round(plan.confidence[:, a], 4).tolist(),
+                   "source_view": [str(v) for v in plan.source_view[:, a]]}
+            for a, name in enumerate(plan.arms)}
     return CycleRecord(
         t=obs.t, executed=executed, steps=steps, violations=violations, p_B_start=p_start,
         p_B_plan=np.where(np.isfinite(p_plan), p_plan, None).tolist(),
         closed_plan=plan.gripper_closed[:, 0].astype(bool).tolist(),
         confidence=float(np.mean(plan.confidence)), view_m_steps=int(np.sum(plan.source_view == "m")),
-        poses_finite=finite, timings=timings)
+        poses_finite=finite, timings=timings, arms=arms)
 
 
 def _record(robot: SimRobot, on_frame: FrameCallback, output: PolicyOutput | None, k: int,

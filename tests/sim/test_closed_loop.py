@@ -150,6 +150,13 @@ def test_oracle_cycles_follow_the_expert():
     assert len(c.p_B_plan) == 10 and c.confidence > 0.5 and c.timings["extract"] > 0
     # The plan's first targets are close to where the arm is (the oracle tracks the true hand).
     assert np.linalg.norm(np.subtract(c.p_B_plan[0], c.p_B_start)) < 0.05
+    # The per-arm record holds every arm; its first arm repeats the first-arm fields.
+    (name, arm), = c.arms.items()
+    assert name == "arm"  # the spatula task's one arm
+    assert arm["p_B_start"] == c.p_B_start and arm["p_B_plan"] == c.p_B_plan and arm["closed_plan"] == c.closed_plan
+    assert len(arm["confidence"]) == 10 and np.mean(arm["confidence"]) == pytest.approx(c.confidence, abs=1e-3)
+    assert set(arm["source_view"]) <= {"n", "m"}
+    assert sum(v == "m" for v in arm["source_view"]) == c.view_m_steps
 
 
 @pytest.mark.slow
