@@ -370,17 +370,16 @@ def _execute_cycle(robot: SimRobot, config: TrialConfig, obs: SimObservation, ou
             robot.hold(period)
             timings["execute"] += time.perf_counter() - t
             _record(robot, on_frame, output, k, timings)
-    p_plan = plan.X_BE[:, 0, :3, 3]
     arms = {name: {"p_B_start": obs.state.X_BE[a, :3, 3].tolist(),
                    "p_B_plan": np.where(np.isfinite(plan.X_BE[:, a, :3, 3]), plan.X_BE[:, a, :3, 3], None).tolist(),
                    "closed_plan": plan.gripper_closed[:, a].astype(bool).tolist(),
                    "confidence": np.round(plan.confidence[:, a], 4).tolist(),
                    "source_view": [str(v) for v in plan.source_view[:, a]]}
             for a, name in enumerate(plan.arms)}
+    first = arms[plan.arms[0]]
     return CycleRecord(
         t=obs.t, executed=executed, steps=steps, violations=violations, p_B_start=p_start,
-        p_B_plan=np.where(np.isfinite(p_plan), p_plan, None).tolist(),
-        closed_plan=plan.gripper_closed[:, 0].astype(bool).tolist(),
+        p_B_plan=first["p_B_plan"], closed_plan=first["closed_plan"],
         confidence=float(np.mean(plan.confidence)), view_m_steps=int(np.sum(plan.source_view == "m")),
         poses_finite=finite, timings=timings, arms=arms)
 
