@@ -16,6 +16,19 @@ def _shard(text: str) -> tuple[int, int]:
     return k, n
 
 
+def _key_values(items: list[str]) -> dict:
+    """["icp.crop_margin_z=0", ...] -> {"icp.crop_margin_z": 0, ...} (values parsed as YAML)."""
+    import yaml
+
+    out = {}
+    for item in items:
+        key, eq, raw = item.partition("=")
+        if not eq or not key.strip():
+            raise ValueError(f"--extraction {item!r}: expected KEY=VALUE, e.g. icp.crop_margin_z=0")
+        out[key.strip()] = yaml.safe_load(raw)
+    return out
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `sim` subcommand to the `geo4d` CLI (imports pydrake only when run)."""
     p = subparsers.add_parser("sim", help="Drake simulation: dataset generation, closed-loop evaluation, montages")
@@ -64,6 +77,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     ev.add_argument("--sampler-steps", type=int, default=10, help="world-model Euler steps (default: %(default)s)")
     ev.add_argument("--gripper-rule", choices=["centroid", "opening"], default=None,
                     help="open/closed rule of action extraction (default: the library default)")
+    ev.add_argument("--extraction", nargs="+", default=[], metavar="KEY=VALUE",
+                    help="change the policy's extraction settings (dotted ExtractionConfig fields, values as YAML), "
+                         "e.g. icp.crop_margin_z=0 interpolate_gaps=true")
     ev.add_argument("--trial-timeout", type=float, default=3600.0,
                     help="seconds before a stuck trial process is killed; 0 = run in this process (default: %(default)s)")
     ev.set_defaults(func=_eval)
@@ -158,7 +174,8 @@ def _eval(args: argparse.Namespace) -> int:
         cfg = EvalConfig(tasks=tasks, policy=args.policy, trials=args.trials, out=args.out, checkpoint=args.checkpoint,
                          seed=args.seed, workers=args.workers, shard=args.shard, videos=args.videos, chunk=args.chunk,
                          max_seconds=args.max_seconds, sampler_steps=args.sampler_steps,
-                         gripper_rule=args.gripper_rule, trial_timeout=args.trial_timeout)
+                         gripper_rule=args.gripper_rule, trial_timeout=args.trial_timeout,
+                         extraction_overrides=_key_values(args.extraction))
         summary = run_evaluation(cfg)
     except ValueError as exc:
         raise CommandError(str(exc)) from exc

@@ -37,7 +37,7 @@ from geo4d_core.policy import PolicyConfig
 from sim.closed_loop import POLICIES, TrialConfig, make_policy, run_trial
 from sim.isolation import SubprocessCrash, SubprocessTimeout, call_with_timeout
 
-__all__ = ["EvalConfig", "run_evaluation", "summarize", "results_markdown", "wilson_interval", "trial_path",
+__all__ = ["EvalConfig", "replace_fields", "run_evaluation", "summarize", "results_markdown", "wilson_interval", "trial_path",
            "load_results", "write_report", "run_one_trial"]
 
 
@@ -59,6 +59,9 @@ class EvalConfig:
     max_seconds: float = 30.0  # trial time limit, simulated seconds
     sampler_steps: int = 10  # Euler steps of the world model per cycle
     gripper_rule: str | None = None  # open/closed rule of extraction ("centroid" or "opening"; None = default)
+    # Changes to the policy's extraction settings, dotted ExtractionConfig field -> value (for experiments,
+    # e.g. {"icp.crop_margin_z": 0.0, "interpolate_gaps": True}); recorded in settings.json
+    extraction_overrides: dict[str, Any] = field(default_factory=dict)
     height: int = 128  # rendered image height, pixels
     width: int = 160  # rendered image width, pixels
 
@@ -90,6 +93,8 @@ class EvalConfig:
         if self.gripper_rule is not None:
             policy_config.extraction = dataclasses.replace(
                 policy_config.extraction, gripper=GripperStateConfig(rule=self.gripper_rule))
+        if self.extraction_overrides:
+            policy_config.extraction = replace_fields(policy_config.extraction, self.extraction_overrides)
         return TrialConfig(task=task, policy=self.policy, seed=self.seed + index,
                            checkpoint=str(self.checkpoint) if self.checkpoint else None, chunk=self.chunk,
                            max_seconds=self.max_seconds, height=self.height, width=self.width,
@@ -98,6 +103,53 @@ class EvalConfig:
     def indices(self) -> list[int]:
         k, n = self.shard
         return [i for i in range(self.trials) if i % n == k]
+
+
+def replace_fields(obj: Any, overrides: dict[str, Any]) -> Any:
+    """A copy of dataclass `obj` with fields replaced by dotted path ("icp.crop_margin_z" -> obj.icp.crop_margin_z).
+
+    A value must fit the field's current value: a number for a number (ints widen to float), true / false for
+    a bool, a list for a tuple; a string for a string. Raises ValueError naming the key otherwise, and for a
+    path that is not a field (with the valid names); the dataclass's own checks (`__post_init__`) run again.
+    """
+    grouped: dict[str, dict[str, Any]] = {}
+    changes: dict[str, Any] = {}
+    for key, value in overrides.items():
+        head, _, rest = str(key).partition(".")
+        if rest:
+            grouped.setdefault(head, {})[rest] = value
+        else:
+            changes[head] = value
+    names = [f.name for f in dataclasses.fields(obj)]
+    for name in [*changes, *grouped]:
+        if name not in names:
+            raise ValueError(f"{type(obj).__name__} has no field {name!r}; fields: {', '.join(names)}")
+    for name, sub in grouped.items():
+        current = getattr(obj, name)
+        if not dataclasses.is_dataclass(current):
+            raise ValueError(f"{type(obj).__name__}.{name} is not a section (value {current!r})")
+        changes[name] = replace_fields(current, sub)
+    for name, value in list(changes.items()):
+        if name in grouped:
+            continue
+        current = getattr(obj, name)
+        where = f"{type(obj).__name__}.{name}"
+        if isinstance(current, bool) or isinstance(value, bool):
+            ok = isinstance(current, bool) and isinstance(value, bool)
+        elif isinstance(current, (int, float)):
+            ok = isinstance(value, (int, float)) and (isinstance(current, float) or isinstance(value, int))
+            value = float(value) if ok and isinstance(current, float) else value
+        elif isinstance(current, tuple):
+            ok = isinstance(value, (list, tuple))
+            value = tuple(value) if ok else value
+        elif current is None or isinstance(current, str):
+            ok = value is None or isinstance(value, str) or current is None
+        else:
+            ok = False
+        if not ok:
+            raise ValueError(f"{where} = {value!r}: expected a value like the current {current!r}")
+        changes[name] = value
+    return dataclasses.replace(obj, **changes)
 
 
 def trial_path(out: Path, task: str, policy: str, index: int) -> Path:

@@ -28,10 +28,10 @@ from geo4d_core.action.gripper_state import GripperStateConfig, GripperStateEsti
 from geo4d_core.action.hand import X_GE, HandModel
 from geo4d_core.action.icp_tracker import IcpHandTracker, IcpTrackerConfig
 from geo4d_core.action.tracking import TrackingLostError
-from geo4d_core.geometry.poses import invert_pose
+from geo4d_core.geometry.poses import interpolate_pose, invert_pose
 
 __all__ = ["ExtractionConfig", "ConditionFrame", "ViewSequence", "ExtractionResult", "extract_trajectory",
-           "extract_from_prediction", "backdate_releases"]
+           "extract_from_prediction", "backdate_releases", "fill_gaps"]
 
 VIEWS = ("n", "m")
 
@@ -60,6 +60,11 @@ class ExtractionConfig:
     # were not seen, and an opening detected late drags the released object along (a hand under a shelf
     # is seen open only after it started to retreat). Closings are never moved earlier.
     backdate_release: bool = False
+    # Unseen steps followed by a seen step of the same extraction move on the straight line (slerp for the
+    # rotation) from the last seen pose (or the registered one) to that next seen pose instead of holding
+    # and then jumping: a hand that briefly disappears (behind an object, in a bowl) keeps moving with the
+    # prediction. Unseen steps at the end still hold. Their confidence stays 0 (`ExtractionResult.interpolated`).
+    interpolate_gaps: bool = False
 
     def __post_init__(self) -> None:
         if not (np.isfinite(self.min_confidence) and self.min_confidence >= 0):
@@ -112,6 +117,8 @@ class ExtractionResult:
     register_confidence: np.ndarray  # (A,) score of the registration on the condition frame
     # (T, A) int8 what the fingers alone read at each step: -1 closed, +1 open, 0 not measured (None: unknown)
     gripper_reading: np.ndarray | None = None
+    # (T, A) bool: unseen steps whose pose was interpolated between seen ones (None: not recorded)
+    interpolated: np.ndarray | None = None
 
     def to_plan(self, timestamps: np.ndarray, X_BC: np.ndarray):
         """The executable `Plan`: poses mapped to the robot base with camera n's extrinsic X_BC."""
@@ -154,7 +161,8 @@ def extract_trajectory(
         ExtractionResult; a step where no view saw the hand (every tracker lost it or scored 0, or the best
         score is below `config.min_confidence`) holds the last pose some view saw (the registered pose
         before the first step) and the gripper state, with confidence 0: the plan then keeps that arm still
-        instead of following an extrapolated guess.
+        instead of following an extrapolated guess. With `config.interpolate_gaps` such steps followed by a
+        seen step are interpolated between the seen poses around them instead (`fill_gaps`).
     """
     cfg = config or ExtractionConfig()
     names = [v for v in cfg.views if v in views]
@@ -179,11 +187,13 @@ def extract_trajectory(
     per_s = {v: np.zeros((T, A)) for v in names}
     reg_score = np.zeros(A)
     held = np.tile(np.eye(4), (A, 1, 1))  # per arm the last pose some view saw: the registered pose to begin with
+    registered = held.copy()
     for a, arm in enumerate(arms):
         init = (condition.X_CG_init or {}).get(arm)
         first = trk[(arm, names[0])]
         res = first.register_points(condition.points_C, condition.valid, condition.hand_masks[arm], init)
         reg_score[a], held[a] = res.score, res.X_CG
+        registered[a] = res.X_CG
         prev = (condition.X_CG_prev or {}).get(arm)
         if prev is not None and init is not None:
             # The guessed motion prev -> init, applied backwards from the registered pose.
@@ -237,11 +247,40 @@ def extract_trajectory(
             progress(k, T)
     if cfg.backdate_release:
         backdate_releases(closed, reading)
+    interpolated = fill_gaps(fused_X, conf > 0, registered) if cfg.interpolate_gaps else np.zeros((T, A), bool)
     return ExtractionResult(
         arms=arms, X_CE=fused_X @ X_GE, X_CG=fused_X, confidence=conf, source_view=src, gripper_closed=closed,
         finger_distance=dist, per_view_confidence=per_s, per_view_X_CG=per_X, register_confidence=reg_score,
-        gripper_reading=reading,
+        gripper_reading=reading, interpolated=interpolated,
     )
+
+
+def fill_gaps(X: np.ndarray, seen: np.ndarray, X_start: np.ndarray) -> np.ndarray:
+    """Interpolate, in place, the poses of unseen steps that a seen step follows.
+
+    Args:
+        X: (T, A, 4, 4) poses per step and arm (any one frame, metres); unseen steps are overwritten.
+        seen: (T, A) bool, the steps whose pose was measured.
+        X_start: (A, 4, 4) the pose before step 0 (the registered pose), the start of a gap at step 0.
+
+    Returns:
+        (T, A) bool, the steps that were interpolated. A gap runs on the straight line (rotation: slerp)
+        from the pose before it to the next seen pose, evenly in time; unseen steps after the last seen
+        one are left as they are.
+    """
+    T, A = seen.shape
+    filled = np.zeros((T, A), bool)
+    for a in range(A):
+        idx = np.flatnonzero(seen[:, a])
+        before = -1  # the step of the gap's start pose (-1: X_start)
+        for k1 in idx:
+            if k1 - before > 1:
+                X0 = X_start[a] if before < 0 else X[before, a]
+                s = (np.arange(before + 1, k1) - before) / (k1 - before)
+                X[before + 1:k1, a] = interpolate_pose(X0, X[k1, a], s)
+                filled[before + 1:k1, a] = True
+            before = k1
+    return filled
 
 
 def backdate_releases(closed: np.ndarray, reading: np.ndarray) -> np.ndarray:

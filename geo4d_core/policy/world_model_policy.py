@@ -62,6 +62,7 @@ class PolicyConfig:
     # The gripper state changes on two finger readings in a row, 3 mm past the threshold (a box held at
     # 65 mm read 62-70 mm, open 74-80 mm; single readings flipped it and dropped the box), and a release is
     # moved back to just after the fingers were last seen closed (ExtractionConfig.backdate_release).
+    # Measured and not adopted (README, Table 2 failure analysis): crop_margin_z = 0 and interpolate_gaps.
     extraction: ExtractionConfig = field(default_factory=lambda: ExtractionConfig(
         icp=IcpTrackerConfig(register_guess_search=False, icp_distances=(0.01, 0.004)), min_confidence=0.6,
         gripper=GripperStateConfig(hysteresis=0.003, confirm=2), backdate_release=True))

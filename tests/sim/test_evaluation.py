@@ -93,6 +93,42 @@ def fake_trials(monkeypatch):
     return ran
 
 
+def test_extraction_overrides_change_only_the_named_settings(tmp_path):
+    from geo4d_core.policy import PolicyConfig
+
+    cfg = EvalConfig(tasks=[TASK], policy="oracle", trials=1, out=tmp_path,
+                     extraction_overrides={"icp.crop_margin_z": 0, "interpolate_gaps": True,
+                                           "icp.icp_distances": [0.02, 0.004]})
+    ext = cfg.trial_config(TASK, 0).policy_config.extraction
+    default = PolicyConfig().extraction
+    assert ext.icp.crop_margin_z == 0.0 and isinstance(ext.icp.crop_margin_z, float)
+    assert ext.interpolate_gaps is True and ext.icp.icp_distances == (0.02, 0.004)
+    # everything else keeps the policy's values
+    assert ext.min_confidence == default.min_confidence and ext.gripper == default.gripper
+    assert ext.icp.register_guess_search == default.icp.register_guess_search
+    assert default.icp.crop_margin_z > 0 and default.interpolate_gaps is False  # the default is not modified
+    for bad, match in [({"icp.nope": 1}, "no field 'nope'"), ({"nope": 1}, "no field 'nope'"),
+                       ({"interpolate_gaps": 1}, "interpolate_gaps = 1"),
+                       ({"icp.crop_margin_z": "a"}, "crop_margin_z = 'a'"),
+                       ({"min_confidence.x": 1}, "not a section"),
+                       ({"min_confidence": -1}, "min_confidence must be")]:
+        with pytest.raises(ValueError, match=match):
+            EvalConfig(tasks=[TASK], policy="oracle", trials=1, out=tmp_path, extraction_overrides=bad)
+
+
+def test_cli_extraction_overrides_reach_the_trials_and_are_recorded(tmp_path, fake_trials):
+    assert main(["sim", "eval", "--task", TASK, "--policy", "oracle", "--trials", "1", "--out", str(tmp_path),
+                 "--trial-timeout", "0", "--extraction", "icp.crop_margin_z=0", "interpolate_gaps=true"]) == 0
+    settings = json.loads((tmp_path / TASK / "oracle" / "settings.json").read_text())
+    ext = settings["policy_config"]["extraction"]
+    assert ext["icp"]["crop_margin_z"] == 0.0 and ext["interpolate_gaps"] is True
+    # adding trials with other extraction settings to the same folder is refused
+    assert main(["sim", "eval", "--task", TASK, "--policy", "oracle", "--trials", "2", "--out", str(tmp_path),
+                 "--trial-timeout", "0"]) == 2
+    assert main(["sim", "eval", "--task", TASK, "--policy", "oracle", "--trials", "1", "--out", str(tmp_path),
+                 "--extraction", "crop"]) == 2
+
+
 def test_run_is_resumable_and_reruns_only_errored_trials(tmp_path, fake_trials):
     cfg = EvalConfig(tasks=[TASK], policy="oracle", trials=4, out=tmp_path, trial_timeout=0)
     summary = run_evaluation(cfg, progress=False)

@@ -185,6 +185,51 @@ def test_a_hand_no_view_sees_holds_its_last_seen_pose(episode, hand_model):
     assert np.array_equal(res.X_CG[0, 0], res.X_CG[1, 0])
 
 
+def test_fill_gaps_interpolates_unseen_steps_between_seen_ones():
+    from geo4d_core.action.extraction import fill_gaps
+
+    start = make_pose(np.eye(3), [0.0, 0.0, 0.0])
+    R1 = Rotation.from_rotvec([0.0, 0.0, 0.4]).as_matrix()
+    X = np.tile(np.eye(4), (6, 1, 1, 1))  # (T=6, A=1)
+    X[2, 0] = make_pose(R1, [0.3, 0.0, 0.0])  # seen at 2, unseen 0-1 (start = registered pose)
+    X[5, 0] = make_pose(R1, [0.3, 0.6, 0.0])  # seen at 5, unseen 3-4
+    garbage = make_pose(np.eye(3), [9.0, 9.0, 9.0])
+    X[[0, 1, 3, 4], 0] = garbage
+    seen = np.array([[False, False, True, False, False, True]]).T
+    filled = fill_gaps(X, seen, start[None])
+    assert list(filled[:, 0]) == [True, True, False, True, True, False]
+    np.testing.assert_allclose(X[0, 0, :3, 3], [0.1, 0, 0], atol=1e-12)
+    np.testing.assert_allclose(X[1, 0, :3, 3], [0.2, 0, 0], atol=1e-12)
+    assert rotation_distance(X[1, 0, :3, :3], np.eye(3)) == pytest.approx(0.4 * 2 / 3)
+    np.testing.assert_allclose(X[3, 0, :3, 3], [0.3, 0.2, 0], atol=1e-12)
+    np.testing.assert_allclose(X[4, 0, :3, :3], R1, atol=1e-12)
+    # a gap at the end (nothing seen after it) is left alone
+    X2 = X.copy()
+    X2[5, 0] = garbage
+    seen[5] = False
+    filled = fill_gaps(X2, seen, start[None])
+    assert not filled[5, 0] and np.array_equal(X2[5, 0], garbage)
+
+
+def test_interpolate_gaps_moves_an_unseen_hand_between_its_seen_poses(episode, hand_model):
+    cond, seqs, truth = episode
+    # steps 2-4 empty in both views (occluded), seen again from step 5
+    keep = np.array([True, True, False, False, False, True, True])
+    views = {v: ViewSequence(np.where(keep[:, None, None, None], s.points_C[:7], 0.0).astype(np.float32),
+                             s.valid[:7] & keep[:, None, None]) for v, s in seqs.items()}
+    held = extract_trajectory(cond, views, ExtractionConfig(), hand_model=hand_model)
+    assert held.interpolated is not None and not held.interpolated.any()
+    res = extract_trajectory(cond, views, ExtractionConfig(interpolate_gaps=True), hand_model=hand_model)
+    assert list(res.interpolated[:, 0]) == list(~keep)
+    assert np.all(res.confidence[~keep, 0] == 0)  # still reported as unseen
+    np.testing.assert_allclose(res.X_CG[keep], held.X_CG[keep], atol=1e-9)  # seen steps untouched (ICP: ~1e-17)
+    for k in (2, 3, 4):  # on the line from step 1 to step 5, close to the true (smooth) motion
+        expected = res.X_CG[1, 0, :3, 3] + (k - 1) / 4 * (res.X_CG[5, 0, :3, 3] - res.X_CG[1, 0, :3, 3])
+        np.testing.assert_allclose(res.X_CG[k, 0, :3, 3], expected, atol=1e-9)
+        assert translation_distance(res.X_CG[k, 0], truth[k]) < translation_distance(held.X_CG[k, 0], truth[k])
+    np.testing.assert_allclose(res.X_CE, res.X_CG @ X_GE)
+
+
 def test_backdate_releases_moves_an_opening_back_to_the_last_closed_reading():
     from geo4d_core.action.extraction import backdate_releases
 
