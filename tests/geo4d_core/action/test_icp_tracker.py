@@ -87,6 +87,28 @@ def test_a_hand_back_from_a_gap_of_several_frames_is_reacquired(hand_scene, hand
         IcpTrackerConfig(max_gap_frames=0)
 
 
+def test_a_model_to_scene_pass_that_lowers_the_confidence_is_not_kept(hand_scene, hand_model, cameras,
+                                                                      monkeypatch):
+    """The model-to-scene pass made to go wrong (1 cm, 5 degrees off): while tracking, its result is dropped
+    when it lowers the confidence by more than model_to_scene_max_score_drop, kept when the check is off."""
+    X_CW = invert_pose(cameras["n"])
+    poses = [X_CW @ X for X in trajectory()]
+    offset = make_pose(Rotation.from_euler("x", np.radians(5)).as_matrix(), [0.01, 0.0, 0.0])
+    errors = {}
+    for drop in (0.03, None):
+        tracker = IcpHandTracker(IcpTrackerConfig(model_to_scene_max_score_drop=drop), hand_model)
+        pts, valid, labels = hand_scene.render(poses[0], 0.08)
+        tracker.register_points(pts, valid, labels == HAND_LABEL, poses[0])
+        good = tracker._icp_model_to_scene
+        monkeypatch.setattr(tracker, "_icp_model_to_scene", lambda scene, X_CG, model=None: good(scene, X_CG, model) @ offset)
+        res = [tracker.track_points(*hand_scene.render(X, 0.08)[:2]) for X in poses[1:4]]
+        errors[drop] = ([translation_distance(r.X_CG, X) for r, X in zip(res, poses[1:4])], [r.score for r in res])
+    assert max(errors[0.03][0]) < 0.002 and min(errors[0.03][1]) > 0.8
+    assert errors[None][0][0] > 0.005 and errors[None][1][0] < errors[0.03][1][0] - 0.03  # the wrong pass was kept
+    with pytest.raises(ValueError, match="model_to_scene_max_score_drop"):
+        IcpTrackerConfig(model_to_scene_max_score_drop=-0.1)
+
+
 def test_view_m_points_in_camera_n_frame_give_the_same_poses(hand_scene, hand_model, cameras):
     X_CnW = invert_pose(cameras["n"])
     X_CnCm = X_CnW @ cameras["m"]
