@@ -31,7 +31,6 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from geo4d_core.action.gripper_state import GripperStateConfig
 from geo4d_core.atomic import write_text_atomic
 from geo4d_core.policy import PolicyConfig
 from sim.closed_loop import POLICIES, TrialConfig, make_policy, run_trial
@@ -90,11 +89,11 @@ class EvalConfig:
     def trial_config(self, task: str, index: int) -> TrialConfig:
         """The settings of trial `index` of `task`."""
         policy_config = PolicyConfig(steps=self.sampler_steps)
-        if self.gripper_rule is not None:
-            policy_config.extraction = dataclasses.replace(
-                policy_config.extraction, gripper=GripperStateConfig(rule=self.gripper_rule))
-        if self.extraction_overrides:
-            policy_config.extraction = replace_fields(policy_config.extraction, self.extraction_overrides)
+        overrides = dict(self.extraction_overrides)
+        if self.gripper_rule is not None:  # only the rule: the policy's hysteresis and confirmations stay
+            overrides.setdefault("gripper.rule", self.gripper_rule)
+        if overrides:
+            policy_config.extraction = replace_fields(policy_config.extraction, overrides)
         return TrialConfig(task=task, policy=self.policy, seed=self.seed + index,
                            checkpoint=str(self.checkpoint) if self.checkpoint else None, chunk=self.chunk,
                            max_seconds=self.max_seconds, height=self.height, width=self.width,

@@ -107,6 +107,11 @@ def test_extraction_overrides_change_only_the_named_settings(tmp_path):
     assert ext.min_confidence == default.min_confidence and ext.gripper == default.gripper
     assert ext.icp.register_guess_search == default.icp.register_guess_search
     assert default.icp.crop_margin_z > 0 and default.interpolate_gaps is False  # the default is not modified
+    # --gripper-rule changes the rule only, not the policy's hysteresis and confirmations
+    ruled = EvalConfig(tasks=[TASK], policy="oracle", trials=1, out=tmp_path, gripper_rule="centroid")
+    gripper = ruled.trial_config(TASK, 0).policy_config.extraction.gripper
+    assert gripper.rule == "centroid" and gripper.hysteresis == default.gripper.hysteresis > 0
+    assert gripper.confirm == default.gripper.confirm > 1
     for bad, match in [({"icp.nope": 1}, "no field 'nope'"), ({"nope": 1}, "no field 'nope'"),
                        ({"interpolate_gaps": 1}, "interpolate_gaps = 1"),
                        ({"icp.crop_margin_z": "a"}, "crop_margin_z = 'a'"),
