@@ -81,6 +81,8 @@ class HandModel:
     bbox_hi: np.ndarray  # (3,) upper corner, metres
     finger_points_F: np.ndarray | None = None  # (M, 3) one finger's surface in its frame F, metres
     finger_normals_F: np.ndarray | None = None  # (M, 3)
+    mesh_vertices_G: np.ndarray | None = None  # (V, 3) hand body mesh vertices in G, metres (for ray casting)
+    mesh_triangles: np.ndarray | None = None  # (F, 3) int32 vertex indices of its triangles
 
     @property
     def has_fingers(self) -> bool:
@@ -153,7 +155,8 @@ def load_hand_model(path: str | os.PathLike | None = None, *, num_points: int = 
         # The URDF places the finger mesh with a +pi/2 turn about x in the finger frame.
         finger.rotate(np.array([[1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]]), center=(0.0, 0.0, 0.0))
         finger_pts, finger_nrm = _sample(finger, max(num_points // 4, 200), seed + 1)
-    return HandModel(pts, nrm, verts.min(0), verts.max(0), finger_pts, finger_nrm)
+    return HandModel(pts, nrm, verts.min(0), verts.max(0), finger_pts, finger_nrm,
+                     verts.astype(np.float64), np.asarray(mesh.triangles, dtype=np.int32))
 
 
 def _sample(mesh, num_points: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

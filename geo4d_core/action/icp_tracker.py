@@ -12,9 +12,14 @@ Points may come from a depth image of camera C or from a pointmap already expres
 
 **Confidence** (`TrackResult.score`): among the observed points inside the hand body's bounding box at the
 final pose (enlarged by `score_margin`, finger region excluded), the fraction lying within
-`inlier_distance` of the hand surface, multiplied by min(1, inliers / `min_points`). 1 means many
-observed points and all of them on the model's surface; a wrong pose puts points off the surface, an
-occluded or missing hand leaves too few points; both lower the score. 0 means no usable estimate.
+`inlier_distance` of the hand surface, multiplied by min(1, inliers / needed). 1 means the hand is as
+visible as it can be in this view and all observed points lie on the model's surface; a wrong pose puts
+points off the surface, an occluded or missing hand leaves too few points; both lower the score. 0 means no
+usable estimate. `needed` is `min_points`, or on a pixel grid (an (H, W, 3) frame) the smaller
+`expected_visible_fraction` of the pixels the hand body would cover at the fitted pose in this view (rays
+through the pixel centres, cast with the camera matrix fitted to the grid, `fit_projection_matrix`; for
+view m's points in camera n's frame that is view m's own camera), so a hand that is small in the image
+(a high camera looking down on it) is not scored as a hidden one.
 On noisy depth (a real sensor, a predicted pointmap) even the right pose leaves points off the surface,
 so the inlier distance grows to `inlier_noise_factor` times the frame's own noise along the rays,
 measured on the pixel grid without the pose (`pointmap_noise`), so a wrong pose is not excused by its
@@ -33,6 +38,7 @@ from geo4d_core.action.hand import FINGER_JOINT_Z, FINGER_LENGTH, MAX_OPENING, H
 from geo4d_core.action.tracking import TrackingLostError, TrackResult
 from geo4d_core.geometry.pointmap import depth_to_pointmap
 from geo4d_core.geometry.poses import invert_pose, rotation_distance
+from geo4d_core.geometry.projection import apply_projection_matrix, fit_projection_matrix
 
 __all__ = ["IcpTrackerConfig", "IcpHandTracker", "pointmap_noise"]
 
@@ -92,6 +98,19 @@ class IcpTrackerConfig:
     score_margin: float = 0.005
     # Inliers needed for full confidence (fewer scale the score down linearly).
     min_points: int = 120
+    # On a pixel grid, needed inliers = min(min_points, this fraction of the pixels the hand body would cover at
+    # the fitted pose in this view): a small but fully visible hand can reach full confidence, a partly hidden
+    # one cannot. 0 = always min_points.
+    expected_visible_fraction: float = 0.8
+    # ... but never fewer than this many inliers.
+    min_points_floor: int = 40
+    # Pixels whose observed point is more than this in front of the hand (metres along the view's axis) see
+    # something hiding the hand and do not count as expected pixels; None: occluders count (only the
+    # silhouette).
+    occlusion_margin: float | None = 0.01
+    # The view's camera matrix is fitted to its pixel grid (`fit_projection_matrix`); a fit worse than this RMS
+    # reprojection error, pixels, is not used (min_points applies).
+    projection_max_rms: float = 2.0
     # Feature radius of FPFH for registration without a pose guess.
     fpfh_radius: float = 0.02
     # RANSAC iterations of the global registration.
@@ -133,6 +152,11 @@ class IcpTrackerConfig:
         drop = self.model_to_scene_max_score_drop
         if drop is not None and not (np.isfinite(drop) and drop >= 0):
             raise ValueError(f"IcpTrackerConfig.model_to_scene_max_score_drop must be >= 0 or None, got {drop!r}")
+        if not 0.0 <= self.expected_visible_fraction <= 1.0:
+            raise ValueError(f"IcpTrackerConfig.expected_visible_fraction must be in [0, 1], "
+                             f"got {self.expected_visible_fraction!r}")
+        if self.min_points_floor < 1 or self.min_points_floor > self.min_points:
+            raise ValueError(f"IcpTrackerConfig.min_points_floor must be in [1, min_points], got {self.min_points_floor!r}")
         if self.voxel_size <= 0 or self.inlier_distance <= 0 or self.min_points < 1:
             raise ValueError("IcpTrackerConfig: voxel_size and inlier_distance must be > 0, min_points >= 1")
         if not self.icp_distances or not self.register_distances or not self.register_refine_distances:
@@ -150,7 +174,10 @@ class IcpHandTracker:
         self.config = config or IcpTrackerConfig()
         self.model = model or load_hand_model()
         self._tree = cKDTree(self.model.points_G)  # hand body only: the confidence ignores the fingers
+        body = self.model.points_G
+        self._body_points = body[body[:, 2] <= FINGER_JOINT_Z]  # surface samples of the part the confidence scores
         self._targets: dict[int, object] = {}
+        self._scene = None  # ray-casting scene of the hand mesh (expected_pixels)
         self._hand_target = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(self.model.points_G))
         self._hand_target.normals = o3d.utility.Vector3dVector(self.model.normals_G)
         self._target_fpfh = None
@@ -164,6 +191,8 @@ class IcpHandTracker:
         self._X_CG_prev: np.ndarray | None = None
         self._missed = 0  # frames since the last fit in which the hand was not found
         self._frame_noise = 0.0  # noise along the rays of the frame being fitted, metres (pointmap_noise)
+        self._frame_view: tuple[np.ndarray, int, int] | None = None  # (P, H, W) of that frame's pixel grid
+        self._frame_points: tuple[np.ndarray, np.ndarray] | None = None  # that frame's (points_C, valid) grids
         self.opening = MAX_OPENING  # current finger opening estimate, metres
 
     @property
@@ -264,8 +293,65 @@ class IcpHandTracker:
         return TrackResult(X_CG, best[0])
 
     def _measure_noise(self, points_C: np.ndarray, valid: np.ndarray) -> None:
-        """The frame's noise along the rays for the confidence (0: fixed inlier distance)."""
+        """What the confidence needs of the frame: its noise along the rays (0: fixed inlier distance) and the
+        camera matrix of its pixel grid (None: points without a grid, or a grid no camera fits)."""
         self._frame_noise = pointmap_noise(points_C, valid) if self.config.inlier_noise_factor > 0 else 0.0
+        self._frame_view = None
+        points_C = np.asarray(points_C)
+        if self.config.expected_visible_fraction > 0 and points_C.ndim == 3:
+            P, rms = fit_projection_matrix(points_C, valid)
+            if P is not None and rms <= self.config.projection_max_rms:
+                self._frame_view = (P, points_C.shape[0], points_C.shape[1])
+                self._frame_points = (points_C, np.asarray(valid, bool))
+
+    def expected_pixels(self, X_CG: np.ndarray) -> int | None:
+        """Pixels of the last frame's view that would see the hand body (below the finger joints) at pose
+        X_CG (camera C, metres) if nothing hid it: rays through the pixel centres cast at the hand mesh.
+        None when that frame had no usable pixel grid (see `_measure_noise`) or the model has no mesh."""
+        if self._frame_view is None or self.model.mesh_vertices_G is None:
+            return None
+        P, H, W = self._frame_view
+        X = np.asarray(X_CG, dtype=np.float64)
+        uv, z = apply_projection_matrix(P, self._body_points @ X[:3, :3].T + X[:3, 3])
+        uv = uv[z > 0]
+        if len(uv) == 0:
+            return 0
+        u0, v0 = np.maximum(np.floor(uv.min(0)) - 1, 0).astype(int)
+        u1, v1 = np.minimum(np.ceil(uv.max(0)) + 1, [W - 1, H - 1]).astype(int)
+        if u0 > u1 or v0 > v1:
+            return 0
+        vv, uu = np.mgrid[v0:v1 + 1, u0:u1 + 1]
+        M_inv = np.linalg.inv(P[:, :3])
+        centre_C = -M_inv @ P[:, 3]  # the view's optical centre in frame C
+        dirs_C = np.stack([uu.ravel(), vv.ravel(), np.ones(uu.size)], axis=1) @ M_inv.T  # depth 1 along the axis
+        X_GC = invert_pose(X)
+        origin_G = X_GC[:3, :3] @ centre_C + X_GC[:3, 3]
+        dirs_G = dirs_C @ X_GC[:3, :3].T
+        rays = np.hstack([np.broadcast_to(origin_G, dirs_G.shape), dirs_G]).astype(np.float32)
+        t = self._ray_scene.cast_rays(self._o3d.core.Tensor(rays))["t_hit"].numpy()  # = depth along the view's axis
+        hit = np.isfinite(t)
+        hit[hit] = origin_G[2] + t[hit] * dirs_G[hit, 2] <= self._score_box[1][2]  # the part the confidence scores
+        if self.config.occlusion_margin is not None:
+            # Pixels whose observed point lies in front of the hand see something hiding it (the arm above the
+            # hand, a bowl's rim, a shelf): the hand cannot be seen there, so it is not expected there.
+            points, valid = self._frame_points
+            rows, cols = vv.ravel()[hit], uu.ravel()[hit]
+            seen = valid[rows, cols]
+            depth = points[rows, cols] @ P[2, :3] + P[2, 3]
+            in_front = seen & (depth < t[hit] - self.config.occlusion_margin)
+            return int(np.count_nonzero(~in_front))
+        return int(np.count_nonzero(hit))
+
+    @property
+    def _ray_scene(self):
+        """open3d ray-casting scene of the hand body mesh in G (built on first use)."""
+        if self._scene is None:
+            o3d = self._o3d
+            scene = o3d.t.geometry.RaycastingScene()
+            scene.add_triangles(o3d.core.Tensor(self.model.mesh_vertices_G.astype(np.float32)),
+                                o3d.core.Tensor(self.model.mesh_triangles.astype(np.uint32)))
+            self._scene = scene
+        return self._scene
 
     def _register_starts(self, X_CG0: np.ndarray) -> list[np.ndarray]:
         starts = [X_CG0]
@@ -425,5 +511,17 @@ class IcpHandTracker:
         dist, _ = self._tree.query(inside, k=1)
         threshold = max(self.config.inlier_distance, self.config.inlier_noise_factor * self._frame_noise)
         inliers = int(np.count_nonzero(dist < threshold))
-        return float(inliers / len(inside) * min(1.0, inliers / self.config.min_points))
+        needed = self.config.min_points
+        if inliers < needed:  # only then can a smaller view of the hand need fewer
+            needed = self.needed_inliers(invert_pose(X_GC))
+        return float(inliers / len(inside) * min(1.0, inliers / needed))
+
+    def needed_inliers(self, X_CG: np.ndarray) -> float:
+        """Inliers for full confidence at pose X_CG: `min_points`, lowered on a pixel grid to
+        `expected_visible_fraction` of the hand's expected pixels (not below `min_points_floor`)."""
+        cfg = self.config
+        expected = self.expected_pixels(X_CG) if cfg.expected_visible_fraction > 0 else None
+        if expected is None:
+            return float(cfg.min_points)
+        return float(min(cfg.min_points, max(cfg.min_points_floor, cfg.expected_visible_fraction * expected)))
 

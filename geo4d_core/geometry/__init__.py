@@ -40,6 +40,8 @@ from geo4d_core.geometry.poses import (
     translation_distance,
 )
 from geo4d_core.geometry.projection import (
+    apply_projection_matrix,
+    fit_projection_matrix,
     project_points,
     project_world_points,
     splat_to_depth,
@@ -59,6 +61,8 @@ __all__ = [
     "project_world_points",
     "unproject_points",
     "splat_to_depth",
+    "fit_projection_matrix",
+    "apply_projection_matrix",
     # poses
     "make_pose",
     "invert_pose",

@@ -16,7 +16,8 @@ from geo4d_core.geometry._backend import Backend, backend_for, is_torch
 from geo4d_core.geometry.pointmap import _intrinsics, transform_points
 from geo4d_core.geometry.poses import invert_pose
 
-__all__ = ["project_points", "project_world_points", "unproject_points", "splat_to_depth"]
+__all__ = ["project_points", "project_world_points", "unproject_points", "splat_to_depth", "fit_projection_matrix",
+           "apply_projection_matrix"]
 
 Array = Any  # numpy.ndarray or torch.Tensor
 
@@ -172,3 +173,78 @@ def splat_to_depth(p_C: np.ndarray, K: np.ndarray, height: int, width: int) -> n
     np.minimum.at(depth, rows * width + cols, z[in_image])
     depth[np.isinf(depth)] = 0.0
     return depth.reshape(height, width)
+
+
+def fit_projection_matrix(points: np.ndarray, valid: np.ndarray, *, max_points: int = 4000,
+                          seed: int = 0) -> tuple[np.ndarray | None, float]:
+    """The 3x4 camera matrix P of a pointmap's own pixel grid, by normalised DLT (numpy only).
+
+    A pointmap may be expressed in another camera's frame (view m's points in camera n's frame): P maps
+    those points back to the pixels of the view they came from, (u, v, 1) ~ P (x, y, z, 1), so a model
+    posed in that frame can be drawn into the view. For a pointmap in its own camera's frame P = [K | 0]
+    up to scale.
+
+    Args:
+        points: (H, W, 3) the 3D point of each pixel, metres, in any frame.
+        valid: (H, W) bool.
+        max_points: at most this many valid pixels (evenly spread, seeded) are used.
+        seed: seeds the choice of pixels.
+
+    Returns:
+        (P, rms): P (3, 4) float64 scaled so that the third row's first three entries have unit norm
+        (so P @ (p, 1) has the point's depth along the view's axis as third component, positive in front),
+        and the RMS reprojection error of the used pixels, pixels. (None, inf) with fewer than 12 valid
+        pixels or points that do not determine a camera (e.g. all on one plane).
+    """
+    points = np.asarray(points, dtype=np.float64)
+    valid = np.asarray(valid, bool) & np.all(np.isfinite(points), axis=-1)
+    if points.ndim != 3 or points.shape[-1] != 3 or valid.shape != points.shape[:2]:
+        raise ValueError(f"points must be (H, W, 3) with valid (H, W), got {points.shape} and {valid.shape}")
+    rows, cols = np.nonzero(valid)
+    if len(rows) < 12:
+        return None, float("inf")
+    if len(rows) > max_points:
+        pick = np.random.default_rng(seed).choice(len(rows), max_points, replace=False)
+        rows, cols = rows[pick], cols[pick]
+    X = points[rows, cols]
+    uv = np.stack([cols, rows], axis=1).astype(np.float64)  # pixel centres (u, v) = (col, row)
+    # Hartley normalisation of both point sets.
+    mx, mu = X.mean(0), uv.mean(0)
+    sx = np.sqrt(3.0) / max(np.sqrt(((X - mx) ** 2).sum(1)).mean(), 1e-12)
+    su = np.sqrt(2.0) / max(np.sqrt(((uv - mu) ** 2).sum(1)).mean(), 1e-12)
+    Tx = np.diag([sx, sx, sx, 1.0])
+    Tx[:3, 3] = -sx * mx
+    Tu = np.diag([su, su, 1.0])
+    Tu[:2, 2] = -su * mu
+    Xh = np.hstack([(X - mx) * sx, np.ones((len(X), 1))])
+    un = (uv - mu) * su
+    A = np.zeros((2 * len(X), 12))
+    A[0::2, 0:4] = Xh
+    A[0::2, 8:12] = -un[:, :1] * Xh
+    A[1::2, 4:8] = Xh
+    A[1::2, 8:12] = -un[:, 1:] * Xh
+    _, sv, Vt = np.linalg.svd(A, full_matrices=False)
+    if sv[-2] <= 1e-9 * sv[0]:  # a second null direction: the points do not fix the camera
+        return None, float("inf")
+    P = np.linalg.inv(Tu) @ Vt[-1].reshape(3, 4) @ Tx
+    P = P / np.linalg.norm(P[2, :3])
+    if np.median(X @ P[2, :3] + P[2, 3]) < 0:
+        P = -P  # points in front of the camera have positive depth
+    uv_fit, _ = apply_projection_matrix(P, X)
+    rms = float(np.sqrt(np.mean(np.sum((uv_fit - uv) ** 2, axis=1))))
+    return P, rms if np.isfinite(rms) else float("inf")
+
+
+def apply_projection_matrix(P: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pixels (u, v) and depths of points p (..., 3) under a 3x4 camera matrix P (`fit_projection_matrix`).
+
+    Returns uv (..., 2) and depth (...) (the third homogeneous component; <= 0 behind the camera, where uv
+    is left as (0, 0))."""
+    P = np.asarray(P, dtype=np.float64)
+    p = np.asarray(p, dtype=np.float64)
+    h = p @ P[:, :3].T + P[:, 3]
+    z = h[..., 2]
+    ok = z > 1e-12
+    uv = np.zeros(p.shape[:-1] + (2,))
+    uv[ok] = h[ok, :2] / z[ok, None]
+    return uv, z

@@ -315,3 +315,68 @@ def test_refining_a_trusted_guess_stays_near_the_guess(hand_scene, hand_model, c
     res = IcpHandTracker(tight, hand_model).register_points(pts, valid, mask, near)
     np.testing.assert_allclose(res.X_CG, near, atol=1e-12)
     assert res.score < IcpHandTracker(cfg, hand_model).register_points(pts, valid, mask, near).score
+
+
+def view_from_above(f):
+    """A 128x160 camera of focal length f pixels 1.15 m above a hand pointing down, and the hand's pose in it."""
+    from geo4d_core.action.render import HandScene
+
+    scene = HandScene(height=128, width=160, f=f)
+    X_WG = make_pose(Rotation.from_euler("z", 0.3).as_matrix() @ R_DOWN, [0.5, 0.0, 0.25])
+    X_WC = camera_looking_at(np.array([0.5, 0.0, 0.25]), np.array([0.5, 0.05, 1.4]))
+    return scene, invert_pose(X_WC) @ X_WG
+
+
+@pytest.fixture(scope="module")
+def small_view():
+    return view_from_above(100.0)  # the hand covers only 60-80 pixels
+
+
+def _frame_score(tracker, pts, valid, X_CG):
+    tracker._measure_noise(pts, valid)  # what track_points does with every frame
+    return tracker._score(pts[valid], invert_pose(X_CG))
+
+
+def test_a_small_but_fully_visible_hand_reaches_full_confidence(small_view, hand_model):
+    scene, X = small_view
+    pts, valid, labels = scene.render(X, 0.08, table_z_G=0.2)
+    hand = labels == HAND_LABEL
+    assert 50 < hand.sum() < 100
+    tracker = IcpHandTracker(model=hand_model)
+    score = _frame_score(tracker, pts, valid, X)
+    # the expected pixels are the hand's rendered ones (rays through the pixel centres)
+    assert abs(tracker.expected_pixels(X) - hand.sum()) <= 0.05 * hand.sum()
+    absolute = _frame_score(IcpHandTracker(IcpTrackerConfig(expected_visible_fraction=0.0), hand_model),
+                            pts, valid, X)
+    assert score > 0.9 and absolute < 0.6  # min_points alone scores the small hand as a hidden one
+    # a wrong pose stays low
+    wrong = X @ make_pose(Rotation.from_euler("y", 0.5).as_matrix(), [0.0, 0.03, 0.0])
+    assert _frame_score(tracker, pts, valid, wrong) < 0.4
+    # view m's points in camera n's frame: the camera matrix is fitted to the grid, the same score
+    X_NC = make_pose(Rotation.from_euler("xyz", [0.3, -0.5, 1.0]).as_matrix(), [0.2, -0.1, 0.4])
+    in_n = transform_points(X_NC, pts)
+    assert _frame_score(tracker, in_n, valid, X_NC @ X) == pytest.approx(score, abs=1e-6)
+    # a list of points has no grid: min_points applies
+    tracker._measure_noise(pts[valid], valid[valid])
+    assert tracker.expected_pixels(X) is None and tracker.needed_inliers(X) == tracker.config.min_points
+
+
+def test_an_occluded_hand_is_expected_only_where_it_can_be_seen(hand_model):
+    scene, X = view_from_above(160.0)  # about 170 pixels of hand
+    pts, valid, labels = scene.render(X, 0.08, table_z_G=0.2)
+    full = int((labels == HAND_LABEL).sum())
+    # a board 8 cm above the hand (towards the camera) over its +y half
+    board = (np.array([-0.06, 0.0, -0.09]), np.array([0.06, 0.15, -0.08]))
+    pts_o, valid_o, labels_o = scene.render(X, 0.08, table_z_G=0.2, boxes_G=[board])
+    seen = int((labels_o == HAND_LABEL).sum())
+    assert 0.3 * full < seen < 0.7 * full
+    tracker = IcpHandTracker(model=hand_model)
+    occluded = _frame_score(tracker, pts_o, valid_o, X)
+    assert abs(tracker.expected_pixels(X) - seen) <= 0.1 * full
+    assert occluded > 0.85  # what is visible fits: hidden by something in front is not evidence against it
+    silhouette = IcpHandTracker(IcpTrackerConfig(occlusion_margin=None), hand_model)
+    assert _frame_score(silhouette, pts_o, valid_o, X) < 0.7
+    assert abs(silhouette.expected_pixels(X) - full) <= 0.05 * full
+    # the same half missing with nothing in front of it (no depth there) is not excused
+    missing = valid & ~((labels == HAND_LABEL) & (labels_o != HAND_LABEL))
+    assert _frame_score(tracker, pts, missing, X) < 0.75

@@ -11,7 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from geo4d_core.geometry import (
+    apply_projection_matrix,
     depth_to_pointmap,
+    fit_projection_matrix,
     invert_pose,
     pointmap_m_to_n,
     project_points,
@@ -171,3 +173,43 @@ def test_splat_z_buffer_keeps_the_nearest_point():
     assert d2[0][1, 1] == 1.0 and d2[1][1, 2] == 1.0
     with pytest.raises(TypeError, match="numpy only"):
         splat_to_depth(torch.from_numpy(p), K, 3, 3)
+
+
+@SETTINGS
+@given(data=st.data())
+def test_camera_matrix_fitted_to_a_pointmap_in_another_frame_maps_it_back_to_its_pixels(geo, data):
+    cam_m, cam_n = data.draw(geo.camera_pair())
+    depth = data.draw(geo.depth(cam_m.height, cam_m.width))
+    points_m, valid = depth_to_pointmap(depth, cam_m.K)
+    if valid.sum() < 40:
+        return
+    # In its own frame: P = [K | 0] up to scale (normalised so that the third row gives the depth).
+    P, rms = fit_projection_matrix(points_m, valid)
+    assert rms < 1e-4
+    np.testing.assert_allclose(P, np.hstack([cam_m.K, np.zeros((3, 1))]), atol=1e-4 * np.abs(cam_m.K).max())
+    # View m's points in camera n's frame: P maps them back to view m's pixel grid and depth.
+    points_in_n = pointmap_m_to_n(points_m, cam_n.X_WC, cam_m.X_WC, valid)
+    P, rms = fit_projection_matrix(points_in_n, valid)
+    assert rms < 1e-4
+    uv, z = apply_projection_matrix(P, points_in_n[valid])
+    np.testing.assert_allclose(uv, _pixel_grid(cam_m.height, cam_m.width)[valid], atol=1e-3)
+    np.testing.assert_allclose(z, depth[valid], rtol=1e-6)
+
+
+def test_camera_matrix_fit_needs_points_that_determine_a_camera():
+    K = np.array([[200.0, 0.0, 15.5], [0.0, 200.0, 11.5], [0.0, 0.0, 1.0]])
+    flat = np.full((24, 32), 0.8)  # one plane: a homography, not a camera
+    points, valid = depth_to_pointmap(flat, K)
+    assert fit_projection_matrix(points, valid) == (None, float("inf"))
+    few = np.zeros_like(valid)
+    few[0, :11] = True
+    assert fit_projection_matrix(points, few)[0] is None
+    # Noisy points: still the camera, with the noise in the reprojection error.
+    depth = 0.8 + 0.2 * np.random.default_rng(0).random((24, 32))
+    points, valid = depth_to_pointmap(depth, K)
+    noisy = points + np.random.default_rng(1).normal(0.0, 0.002, points.shape)
+    P, rms = fit_projection_matrix(noisy, valid)
+    assert 0.05 < rms < 2.0
+    np.testing.assert_allclose(P[:, :3], K, atol=0.05 * 200)
+    with pytest.raises(ValueError, match="must be"):
+        fit_projection_matrix(points.reshape(-1, 3), valid.reshape(-1))
