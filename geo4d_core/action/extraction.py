@@ -11,7 +11,9 @@ Works the same on a world-model `Prediction` and on true future frames of a reco
    with the extrinsics for true frames), so both trackers report poses in camera n's frame.
 3. **Fuse**: at each step the view with the higher confidence wins; which one is recorded.
 4. **Gripper**: finger centroids around the fused hand pose, measured in the winning view's points,
-   give open / closed (`gripper_state`).
+   give open / closed (`gripper_state`). Optionally (`ExtractionConfig.grasp_on_unseen_dwell`) a hand that
+   approached and stopped while no view measured its fingers is taken to have closed them
+   (`close_on_unseen_dwell`).
 
 All poses are in camera n's frame C (metres). `ExtractionResult.to_plan` maps them to the robot base
 with camera n's extrinsic X_BC.
@@ -31,7 +33,7 @@ from geo4d_core.action.tracking import TrackingLostError
 from geo4d_core.geometry.poses import interpolate_pose, invert_pose
 
 __all__ = ["ExtractionConfig", "ConditionFrame", "ViewSequence", "ExtractionResult", "extract_trajectory",
-           "extract_from_prediction", "backdate_releases", "fill_gaps"]
+           "extract_from_prediction", "backdate_releases", "fill_gaps", "close_on_unseen_dwell"]
 
 VIEWS = ("n", "m")
 
@@ -65,12 +67,25 @@ class ExtractionConfig:
     # and then jumping: a hand that briefly disappears (behind an object, in a bowl) keeps moving with the
     # prediction. Unseen steps at the end still hold. Their confidence stays 0 (`ExtractionResult.interpolated`).
     interpolate_gaps: bool = False
+    # Close an open gripper whose fingers no view measured when the hand, seen at every step, advanced along its
+    # own +z (towards the fingertips) by at least grasp_approach and then stayed within grasp_still per step
+    # for grasp_dwell_steps steps: a grasp whose fingers are hidden (inside a bowl, under the hand from a
+    # high camera) is otherwise never read. Closes from the dwell's first step, until the fingers read open.
+    grasp_on_unseen_dwell: bool = False
+    # Advance along the hand's +z (from the registered pose) before the dwell, metres.
+    grasp_approach: float = 0.02
+    # Largest per-step motion of the hand that counts as still, metres.
+    grasp_still: float = 0.005
+    # Steps the hand must stay still.
+    grasp_dwell_steps: int = 3
 
     def __post_init__(self) -> None:
         if not (np.isfinite(self.min_confidence) and self.min_confidence >= 0):
             raise ValueError(f"ExtractionConfig.min_confidence must be finite and >= 0, got {self.min_confidence!r}")
         if self.tracker not in ("icp", "foundationpose"):
             raise ValueError(f"ExtractionConfig.tracker must be 'icp' or 'foundationpose', got {self.tracker!r}")
+        if self.grasp_approach < 0 or self.grasp_still < 0 or self.grasp_dwell_steps < 1:
+            raise ValueError("ExtractionConfig: grasp_approach and grasp_still must be >= 0, grasp_dwell_steps >= 1")
         bad = [v for v in self.views if v not in VIEWS]
         if bad or not self.views:
             raise ValueError(f"ExtractionConfig.views must be a non-empty subset of {VIEWS}, got {self.views}")
@@ -247,6 +262,9 @@ def extract_trajectory(
             progress(k, T)
     if cfg.backdate_release:
         backdate_releases(closed, reading)
+    if cfg.grasp_on_unseen_dwell:
+        close_on_unseen_dwell(fused_X, closed, reading, conf > 0, registered, approach=cfg.grasp_approach,
+                              still=cfg.grasp_still, dwell_steps=cfg.grasp_dwell_steps)
     interpolated = fill_gaps(fused_X, conf > 0, registered) if cfg.interpolate_gaps else np.zeros((T, A), bool)
     return ExtractionResult(
         arms=arms, X_CE=fused_X @ X_GE, X_CG=fused_X, confidence=conf, source_view=src, gripper_closed=closed,
@@ -281,6 +299,43 @@ def fill_gaps(X: np.ndarray, seen: np.ndarray, X_start: np.ndarray) -> np.ndarra
                 filled[before + 1:k1, a] = True
             before = k1
     return filled
+
+
+def close_on_unseen_dwell(X: np.ndarray, closed: np.ndarray, reading: np.ndarray, seen: np.ndarray,
+                          X_start: np.ndarray, *, approach: float, still: float, dwell_steps: int) -> np.ndarray:
+    """Close, in place, the grippers of hands that approached and stopped while their fingers were unmeasured.
+
+    Args:
+        X: (T, A, 4, 4) hand poses per step (camera frame, metres).
+        closed: (T, A) bool gripper state per step; changed in place.
+        reading: (T, A) int8 finger readings (-1 closed, +1 open, 0 none).
+        seen: (T, A) bool, the steps whose pose was measured (held poses do not count as a dwell).
+        X_start: (A, 4, 4) the registered pose before step 0.
+        approach: advance along the registered hand's +z before the dwell, metres.
+        still: largest per-step motion during the dwell, metres.
+        dwell_steps: steps of the dwell.
+
+    Returns:
+        (T, A) bool `closed`. For each arm open at the dwell and without any finger reading from step 0 to its
+        end, the gripper closes from the dwell's first step (the hand's first still step) and stays closed
+        until the fingers read open.
+    """
+    T, A = closed.shape
+    for a in range(A):
+        p = np.concatenate([X_start[a][None, :3, 3], X[:, a, :3, 3]])  # p[k + 1] = step k
+        axis = X_start[a][:3, 2]
+        run = 0  # seen steps in a row that moved less than `still`
+        for k in range(T):
+            if reading[k, a] != 0 or closed[k, a]:
+                break  # the fingers were measured (or the gripper is closed): nothing to infer
+            run = run + 1 if seen[k, a] and np.linalg.norm(p[k + 1] - p[k]) <= still else 0
+            if run >= dwell_steps and np.dot(p[k + 1 - dwell_steps] - p[0], axis) >= approach:
+                j = k + 1 - dwell_steps  # from the dwell's first step: the fingers close while the hand waits
+                while j < T and reading[j, a] != 1:
+                    closed[j, a] = True
+                    j += 1
+                break
+    return closed
 
 
 def backdate_releases(closed: np.ndarray, reading: np.ndarray) -> np.ndarray:

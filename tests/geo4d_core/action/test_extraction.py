@@ -244,6 +244,47 @@ def test_backdate_releases_moves_an_opening_back_to_the_last_closed_reading():
     assert not two_arms[:, 1].any()
 
 
+def _descent(heights, down):
+    """(T, 1, 4, 4) hand poses whose +z (fingertips) is `down`, at distances `heights` along it, metres."""
+    R = Rotation.align_vectors([down], [[0.0, 0.0, 1.0]])[0].as_matrix()
+    return np.stack([make_pose(R, np.asarray(down) * h) for h in heights])[:, None]
+
+
+def test_a_grasp_with_hidden_fingers_is_closed_after_the_approach_and_dwell():
+    from geo4d_core.action.extraction import close_on_unseen_dwell
+
+    down = [0.0, 0.6, 0.8]  # the hand's approach axis in camera n's frame
+    # 4 cm approach along the hand's +z, then still (within 4 mm per step) for five steps
+    along = np.array([0.01, 0.02, 0.03, 0.04, 0.041, 0.043, 0.040, 0.042, 0.041])
+    X = _descent(along, down)
+    X_start = _descent([0.0], down)[0]
+    T = len(along)
+    kw = dict(approach=0.02, still=0.005, dwell_steps=3)
+    none = np.zeros((T, 1), np.int8)
+    seen = np.ones((T, 1), bool)
+    out = close_on_unseen_dwell(X, np.zeros((T, 1), bool), none, seen, X_start, **kw)
+    # still at steps 4, 5, 6 (moves of 1-3 mm): closed from the dwell's first step, 4, on
+    assert list(out[:, 0]) == [False] * 4 + [True] * 5
+    # ... until the fingers read open
+    reading = none.copy()
+    reading[8] = 1
+    assert list(close_on_unseen_dwell(X, np.zeros((T, 1), bool), reading, seen, X_start, **kw)[:, 0]) == \
+        [False] * 4 + [True] * 4 + [False]
+    # not inferred: fingers measured before the dwell, a retreat (along -z) and dwell, a dwell of held (unseen)
+    # poses, or a gripper already closed
+    reading = none.copy()
+    reading[2] = 1
+    assert not close_on_unseen_dwell(X, np.zeros((T, 1), bool), reading, seen, X_start, **kw).any()
+    assert not close_on_unseen_dwell(_descent(-along, down), np.zeros((T, 1), bool), none, seen, X_start, **kw).any()
+    unseen = seen.copy()
+    unseen[4:] = False
+    assert not close_on_unseen_dwell(X, np.zeros((T, 1), bool), none, unseen, X_start, **kw).any()
+    held = np.ones((T, 1), bool)
+    assert close_on_unseen_dwell(X, held.copy(), none, seen, X_start, **kw).all()
+    with pytest.raises(ValueError, match="grasp_dwell_steps"):
+        ExtractionConfig(grasp_dwell_steps=0)
+
+
 def test_a_release_the_fingers_show_late_is_executed_when_the_hand_was_last_seen_closed(episode, hand_model):
     """The robot reports its gripper closed; the hand is unseen for three steps (under a shelf) and then seen
     open: the opening happened unseen, so the plan opens from the first step, not after the hidden steps."""
