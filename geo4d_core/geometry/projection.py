@@ -175,7 +175,7 @@ def splat_to_depth(p_C: np.ndarray, K: np.ndarray, height: int, width: int) -> n
     return depth.reshape(height, width)
 
 
-def fit_projection_matrix(points: np.ndarray, valid: np.ndarray, *, max_points: int = 4000,
+def fit_projection_matrix(points: np.ndarray, valid: np.ndarray, *, max_points: int = 1000,
                           seed: int = 0) -> tuple[np.ndarray | None, float]:
     """The 3x4 camera matrix P of a pointmap's own pixel grid, by normalised DLT (numpy only).
 
@@ -196,17 +196,18 @@ def fit_projection_matrix(points: np.ndarray, valid: np.ndarray, *, max_points: 
         and the RMS reprojection error of the used pixels, pixels. (None, inf) with fewer than 12 valid
         pixels or points that do not determine a camera (e.g. all on one plane).
     """
-    points = np.asarray(points, dtype=np.float64)
-    valid = np.asarray(valid, bool) & np.all(np.isfinite(points), axis=-1)
+    points, valid = np.asarray(points), np.asarray(valid, bool)
     if points.ndim != 3 or points.shape[-1] != 3 or valid.shape != points.shape[:2]:
         raise ValueError(f"points must be (H, W, 3) with valid (H, W), got {points.shape} and {valid.shape}")
     rows, cols = np.nonzero(valid)
-    if len(rows) < 12:
-        return None, float("inf")
     if len(rows) > max_points:
         pick = np.random.default_rng(seed).choice(len(rows), max_points, replace=False)
         rows, cols = rows[pick], cols[pick]
-    X = points[rows, cols]
+    X = points[rows, cols].astype(np.float64)
+    finite = np.all(np.isfinite(X), axis=1)
+    rows, cols, X = rows[finite], cols[finite], X[finite]
+    if len(rows) < 12:
+        return None, float("inf")
     uv = np.stack([cols, rows], axis=1).astype(np.float64)  # pixel centres (u, v) = (col, row)
     # Hartley normalisation of both point sets.
     mx, mu = X.mean(0), uv.mean(0)
