@@ -307,3 +307,26 @@ def test_a_release_the_fingers_show_late_is_executed_when_the_hand_was_last_seen
     # a closing is never moved earlier: the fixture's grasp (open at 8 steps, closed after) stays put
     full = extract_trajectory(episode[0], seqs, ExtractionConfig(backdate_release=True), hand_model=hand_model)
     assert list(full.gripper_closed[:, 0]) == [w < 0.07 for w in OPENINGS]
+
+
+def test_extraction_closes_a_gripper_whose_fingers_it_never_sees_after_an_approach_and_dwell(
+        hand_scene, hand_model, cameras):  # noqa: F811
+    from geo4d_core.action.render import LEFT_LABEL, RIGHT_LABEL
+
+    X_CW = invert_pose(cameras["n"])
+    X0 = X_CW @ trajectory()[3]
+    # 3 cm along the hand's +z in three steps, then still for five (fingers open, but never visible)
+    advance = [0.01, 0.02, 0.03, 0.03, 0.03, 0.03, 0.03, 0.03]
+    poses = [X0 @ make_pose(np.eye(3), [0.0, 0.0, d]) for d in advance]
+    pts0, valid0, labels0 = hand_scene.render(X0, 0.08)
+    frames = [hand_scene.render(X, 0.08) for X in poses]
+    hide = [(p, v & ~np.isin(lab, [LEFT_LABEL, RIGHT_LABEL])) for p, v, lab in frames]
+    seq = {"n": ViewSequence(np.stack([p for p, _ in hide]), np.stack([v for _, v in hide]))}
+    cond = ConditionFrame(pts0, valid0 & ~np.isin(labels0, [LEFT_LABEL, RIGHT_LABEL]),
+                          {"arm": labels0 == HAND_LABEL}, {"arm": X0})
+    off = extract_trajectory(cond, seq, ExtractionConfig(views=("n",)), hand_model=hand_model)
+    assert not off.gripper_closed.any() and not off.gripper_reading.any()  # nothing read, stays open
+    assert np.median(translation_distance(off.X_CG[:, 0], np.stack(poses))) < 0.003
+    on = extract_trajectory(cond, seq, ExtractionConfig(views=("n",), grasp_on_unseen_dwell=True),
+                            hand_model=hand_model)
+    assert list(on.gripper_closed[:, 0]) == [False] * 3 + [True] * 5  # from the first still step
