@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
@@ -380,3 +382,49 @@ def test_an_occluded_hand_is_expected_only_where_it_can_be_seen(hand_model):
     # the same half missing with nothing in front of it (no depth there) is not excused
     missing = valid & ~((labels == HAND_LABEL) & (labels_o != HAND_LABEL))
     assert _frame_score(tracker, pts, missing, X) < 0.75
+
+
+def test_a_hand_cut_by_the_image_border_is_scored_by_its_part_in_the_frame(hand_model):
+    scene, X = view_from_above(160.0)
+    pts, valid, labels = scene.render(X, 0.08, table_z_G=0.2)
+    cols = np.nonzero((labels == HAND_LABEL).any(axis=0))[0]
+    cut = int(np.median(cols))  # the image ends in the middle of the hand: columns >= cut are not seen
+    pts_c, valid_c = np.ascontiguousarray(pts[:, :cut]), np.ascontiguousarray(valid[:, :cut])
+    tracker = IcpHandTracker(model=hand_model)
+    full = _frame_score(tracker, pts, valid, X)
+    assert tracker.in_frame_fraction(X) > 0.99
+    weighted = _frame_score(tracker, pts_c, valid_c, X)
+    fraction = tracker.in_frame_fraction(X)
+    assert 0.3 < fraction < 0.7
+    unweighted = _frame_score(IcpHandTracker(IcpTrackerConfig(weigh_in_frame=False), hand_model), pts_c, valid_c, X)
+    assert weighted == pytest.approx(unweighted * fraction, rel=1e-9)
+    assert weighted < 0.7 * full
+    # points without a pixel grid: nothing to say about the frame
+    tracker._measure_noise(pts_c[valid_c], valid_c[valid_c])
+    assert tracker.in_frame_fraction(X) == 1.0
+    # a hand behind the camera is not in its frame
+    tracker._measure_noise(pts, valid)
+    assert tracker.in_frame_fraction(make_pose(np.eye(3), [0.0, 0.0, -2.0]) @ X) == 0.0  # 0.85 m behind
+
+
+def test_a_trusted_guess_of_a_hand_cut_by_the_image_border_is_kept(hand_model):
+    scene, X = view_from_above(160.0)
+    pts, valid, labels = scene.render(X, 0.08, table_z_G=0.2)
+    hand = labels == HAND_LABEL
+    cut = int(np.median(np.nonzero(hand.any(axis=0))[0]))
+    pts_c, valid_c, mask_c = (np.ascontiguousarray(a[:, :cut]) for a in (pts, valid, hand))
+    near = X @ make_pose(Rotation.from_euler("z", 0.02).as_matrix(), [0.004, -0.003, 0.002])
+    cfg = IcpTrackerConfig(register_guess_search=False)
+    res = IcpHandTracker(cfg, hand_model).register_points(pts_c, valid_c, mask_c, near)
+    np.testing.assert_array_equal(res.X_CG, near)  # too little of the hand in the frame to correct the guess
+    assert 0.0 < res.score < 0.7
+    # without the rule (and without the creep limits) ICP on the half hand moves the guess
+    loose = dataclasses.replace(cfg, register_refine_min_in_frame=0.0, register_refine_max_translation=1.0,
+                                register_refine_max_rotation=3.2)
+    moved = IcpHandTracker(loose, hand_model).register_points(pts_c, valid_c, mask_c, near).X_CG
+    assert translation_distance(moved, near) > 1e-4
+    # the whole hand in the frame: refined as before (the guess moves)
+    whole = IcpHandTracker(cfg, hand_model).register_points(pts, valid, hand, near)
+    assert translation_distance(whole.X_CG, near) > 1e-4 and whole.score > 0.7
+    with pytest.raises(ValueError, match="register_refine_min_in_frame"):
+        IcpTrackerConfig(register_refine_min_in_frame=1.5)
