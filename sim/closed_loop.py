@@ -10,14 +10,14 @@ Policies (`POLICIES`):
 - `world_model`: `geo4d_core.policy.WorldModelPolicy` on a checkpoint: the world model predicts the next h
   frames of both views, action extraction turns them into the plan.
 - `oracle`: the same extraction, plan checks and execution on the *true* future frames, rendered from a
-  look-ahead simulation of the scripted expert (`SimRobot.true_future`): the upper bound of everything
-  after the world model. View m's true points are moved into camera n's frame with the true extrinsics,
+  look-ahead simulation of the scripted expert (`SimRobot.true_future`, from the expert's progress
+  `SimRobot.expert_time`): the upper bound of everything after the world model. View m's true points are moved into camera n's frame with the true extrinsics,
   as the model's training targets are.
 - `scripted`: the scripted expert itself (its joint trajectories), no extraction.
 
 Stopping. After every cycle the task's success predicate is evaluated; success ends the trial. The oracle
 and the scripted expert also end once the expert's demonstration is over (`SimRobot.expert_duration`:
-nothing moves after that); every policy ends at `max_seconds` of trial time. A plan that fails the plan
+nothing moves after that; for the oracle on the expert's clock, `SimRobot.expert_time`); every policy ends at `max_seconds` of trial time. A plan that fails the plan
 checks runs only up to its first violating step (`execute_valid_prefix`; those steps pass every check on
 their own) and the robot plans again after them; likewise a plan the arm can follow only up to some step
 (`PlanningError` with its `step`: IK fails, or a joint would have to jump). A plan rejected at its first
@@ -43,7 +43,7 @@ from geo4d_core.action.hand import HandModel, load_hand_model
 from geo4d_core.geometry.pointmap import depth_to_pointmap, pointmap_m_to_n
 from geo4d_core.model.world_model import Prediction
 from geo4d_core.policy import PolicyConfig, WorldModelPolicy
-from geo4d_core.policy.world_model_policy import PolicyOutput, plan_from_prediction
+from geo4d_core.policy.world_model_policy import ApproachMemory, PolicyOutput, plan_from_prediction
 from sim.control import PlanningError
 from sim.robot import SimObservation, SimRobot, SimRobotConfig, sample_camera_pair
 
@@ -189,16 +189,20 @@ class OraclePolicy:
         self.hand_model = hand_model if hand_model is not None else load_hand_model()
         self.horizon = int(horizon)
         self._trackers: dict = {}
+        self._approach = ApproachMemory()
 
     def reset(self, robot: SimRobot) -> None:
         self._trackers = {}
+        self._approach.reset()
 
     def predict(self, robot: SimRobot, obs: SimObservation) -> PolicyOutput:
         t0 = time.perf_counter()
         pred = true_prediction(robot.true_future(self.horizon), robot)
         t1 = time.perf_counter()
-        plan, violations, result = plan_from_prediction(obs.obs_n, pred, obs.state, robot.X_BC_n, self.config,
-                                                        hand_model=self.hand_model, trackers=self._trackers)
+        plan, violations, result = plan_from_prediction(
+            obs.obs_n, pred, obs.state, robot.X_BC_n, self.config, hand_model=self.hand_model,
+            trackers=self._trackers, X_BE_approach_from=self._approach.approach_from(obs.state))
+        self._approach.update(obs.state, plan)
         t2 = time.perf_counter()
         return PolicyOutput(plan, violations, result, pred,
                             {"predict_s": t1 - t0, "extract_s": t2 - t1, "total_s": t2 - t0})
@@ -295,7 +299,8 @@ def run_trial(config: TrialConfig, *, policy: ClosedLoopPolicy | None = None,
             if outcome.success:
                 result.success, result.stop, result.reason = True, "success", outcome.reason
                 break
-            if expert_bound and robot.time >= robot.expert_duration - 1e-9:
+            expert_t = robot.expert_time() if config.policy == "oracle" else robot.time
+            if expert_bound and expert_t >= robot.expert_duration - 1e-9:
                 result.stop, result.reason = "expert_done", outcome.reason
                 break
             if robot.timed_out:

@@ -19,11 +19,12 @@ random order (`camera_pair_candidates`; the first is `sample_camera_pair`'s), an
 on (the default) the station carries every test camera and the trial takes the first pair that sees the
 most of the scripted expert's hand: the expert's joint trajectories are posed on the settled scene every
 `survey_period` seconds (objects where they settled), each test camera renders its labels, and a camera
-sees a hand when its body covers at least `min_hand_pixels` of the image, occlusion by the arm, the
-shelf or the objects included (`hand_pixels`, `pair_visibility`; the pair's fraction of seen samples is
+sees a hand when its body covers at least `min_hand_pixels` of the image and is not cut by the image
+border (`cut_hand_unseen`), occlusion by the arm, the shelf or the objects included (`hand_pixels`, `pair_visibility`; the pair's fraction of seen samples is
 recorded as `camera_coverage`). When no pair sees every hand at trial time 0 (where the first planning
-cycle registers the tracker), the camera pool is redrawn from the same stream, up to `camera_redraws`
-times (`camera_pool_draw` says which pool). A pair that loses the hand for seconds while another pair of
+cycle registers the tracker), or the best pair sees less than `min_camera_coverage` of the samples, the
+camera pool is redrawn from the same stream, up to `camera_redraws` times, and the best pair of all pools
+drawn is taken (`camera_pool_draw` says which pool). A pair that loses the hand for seconds while another pair of
 the same trial sees it throughout tests the cameras, not the policy; the same rule holds for every
 policy.
 
@@ -43,7 +44,12 @@ state (a snapshot of the context at trial time 0, planned on first use because I
 seconds) as one `ArmTrajectory` per arm on the trial clock. `true_future` shows what the cameras would
 see if the expert's trajectories ran from the current state for the next steps, simulated on the trial's
 own simulator from a saved copy of its state that is restored afterwards: the trial is left as it was.
-`run_expert_step` runs the same trajectories on the trial (the `scripted` policy).
+The trajectories run from `expert_time`, how far the expert would be if it were where the robot is (its
+progress, matched on the TCP poses, `expert_clock = "progress"`): a robot that held or lagged sees the
+expert go on from there at its own pace, as a world model conditioned on the current frame predicts,
+instead of one fast catch-up motion towards where the expert is on the trial clock (`"trial"`, the
+earlier behaviour). `run_expert_step` runs the same trajectories on the trial clock (the `scripted`
+policy).
 """
 
 from __future__ import annotations
@@ -93,8 +99,20 @@ class SimRobotConfig:
     placement_attempts: int = 5  # object placements drawn until the scripted expert can plan one (1 = no check)
     camera_coverage: bool = True  # take the test pair that sees the most of the expert's hand (off: the first drawn)
     min_hand_pixels: float = 0.004  # a camera sees a hand whose body covers at least this fraction of its image
+    # ... and is not cut by the image border (no hand pixel in the outermost row or column): a tracker can
+    # slide along the border, and a hand lifted out of the top of both views was lost for good.
+    cut_hand_unseen: bool = True
     survey_period: float = 0.5  # seconds between the expert's poses rendered to choose the pair
-    camera_redraws: int = 3  # camera pools redrawn while no test pair sees every hand at trial time 0
+    camera_redraws: int = 3  # camera pools redrawn while no test pair sees every hand at trial time 0 ...
+    min_camera_coverage: float = 1.0  # ... or the best pair sees less than this fraction of the survey's hands
+    # The clock `true_future` plays the expert's trajectories on: "progress" = from the expert time whose TCP
+    # poses match the robot's now (`expert_time`), "trial" = the trial clock (a late robot is pulled towards
+    # where the expert is now, in one fast catch-up motion).
+    expert_clock: str = "progress"
+    # Progress matching: expert poses within this distance of the best match count as a match, metres
+    # (rotation counts `progress_rotation_weight` metres per radian); the latest match is taken.
+    progress_tolerance: float = 0.002
+    progress_rotation_weight: float = 0.1
     scene: SceneConfig = field(default_factory=SceneConfig)  # physics and control settings of the station
 
     def __post_init__(self) -> None:
@@ -103,6 +121,9 @@ class SimRobotConfig:
         if (not isinstance(self.camera_redraws, (int, np.integer)) or isinstance(self.camera_redraws, bool)
                 or self.camera_redraws < 0):
             raise ValueError(f"SimRobotConfig.camera_redraws must be an int >= 0, got {self.camera_redraws!r}")
+        if not 0.0 <= float(self.min_camera_coverage) <= 1.0:
+            raise ValueError(f"SimRobotConfig.min_camera_coverage must be a fraction in [0, 1], "
+                             f"got {self.min_camera_coverage!r}")
         if not 0.0 <= float(self.min_hand_pixels) < 1.0:
             raise ValueError(f"SimRobotConfig.min_hand_pixels must be a fraction of the image in [0, 1), "
                              f"got {self.min_hand_pixels!r}")
@@ -113,6 +134,8 @@ class SimRobotConfig:
         if not 2 <= self.test_cameras <= self.camera_pool:
             raise ValueError(f"SimRobotConfig: need 2 <= test_cameras <= camera_pool to draw the pair (n, m), "
                              f"got test_cameras={self.test_cameras}, camera_pool={self.camera_pool}")
+        if self.expert_clock not in ("progress", "trial"):
+            raise ValueError(f"SimRobotConfig.expert_clock must be 'progress' or 'trial', got {self.expert_clock!r}")
         for name in ("fps", "max_seconds", "survey_period"):
             value = float(getattr(self, name))
             if not (np.isfinite(value) and value > 0):
@@ -229,33 +252,47 @@ class SimRobot:
             self._choose_pair(candidates)
 
     def _choose_pair(self, candidates: list[tuple[CameraSpec, CameraSpec]]) -> None:
-        """Take the first of `candidates` that sees the most of the expert's hands among those that see
-        them at trial time 0, redrawing the camera pool while none does (module docstring)."""
+        """Take the pair of `candidates` that sees the most of the expert's hands among those that see them
+        at trial time 0; while no pair does, or the best one sees less than `min_camera_coverage` of them,
+        redraw the camera pool, and keep the best pair of all pools drawn (module docstring)."""
         config = self.config
         min_pixels = config.min_hand_pixels * config.height * config.width
+        best = None  # ((seen at time 0, coverage, -draw, -index), draw, candidates, index)
+        built = 0
         for draw in range(config.camera_redraws + 1):
-            if draw > 0:  # rebuild the renderers around the same plant; the settling replays identically
-                expert = self._expert
+            if draw > 0:
                 candidates = camera_pair_candidates(config, draw)
-                self._place(self._build(_distinct(candidates), candidates[0]), self.placement_seed)
-                self._expert = expert
+                self._rebuild(candidates)
+                built = draw
             names = list(self._station.sensors)
             pixels = self.hand_pixels(names)
-            scores = [pair_visibility(pixels, (names.index(n.name), names.index(m.name)), min_pixels)
-                      for n, m in candidates]
-            starts = [k for k, (_, start) in enumerate(scores) if start]
-            if starts or draw == config.camera_redraws:
-                pick = starts or list(range(len(scores)))
-                best = max(pick, key=lambda k: (scores[k][0], -k))  # the first of the best
-                self.camera_coverage, self.camera_pool_draw = scores[best][0], draw
-                self._set_pair(candidates[best])
-                return
+            for k, (n, m) in enumerate(candidates):
+                coverage, start = pair_visibility(pixels, (names.index(n.name), names.index(m.name)), min_pixels)
+                key = (start, coverage, -draw, -k)  # the first of the best
+                if best is None or key > best[0]:
+                    best = (key, draw, candidates, k)
+            if best[0][0] and best[0][1] >= config.min_camera_coverage - 1e-12:
+                break
+        (_, coverage, _, _), draw, candidates, k = best
+        if draw != built:
+            self._rebuild(candidates)
+        self.camera_coverage, self.camera_pool_draw = coverage, draw
+        self._set_pair(candidates[k])
+
+    def _rebuild(self, candidates: list[tuple[CameraSpec, CameraSpec]]) -> None:
+        """Rebuild the station with the cameras of `candidates` around the same placement and expert plan
+        (the settling replays identically)."""
+        expert = self._expert
+        self._place(self._build(_distinct(candidates), candidates[0]), self.placement_seed)
+        self._expert = expert
 
     def hand_pixels(self, cameras: list[str] | tuple[str, ...]) -> np.ndarray:
         """(S, C, A) pixels of each arm's hand body (`panda_hand`) in the labels of each of `cameras`
         (station camera names) with the arms posed on the scripted expert's joint trajectories at trial
         times 0, `survey_period`, ... to the end of the longest trajectory; the objects stay where they
-        settled. Rendered on the trial's context at trial time 0, which is restored afterwards."""
+        settled. With `cut_hand_unseen` a hand cut by the image border (a hand pixel in the outermost row or
+        column) counts 0 pixels. Rendered on the trial's context at trial time 0, which is restored
+        afterwards."""
         trajectories = self.expert_trajectories
         plant, station = self._station.plant, self._station
         t_end = max((traj.times[-1] for traj in trajectories.values()), default=0.0)
@@ -271,7 +308,10 @@ class SimRobot:
                         plant.SetPositions(self._plant_context, arm.instance, np.concatenate([q, [width / 2] * 2]))
                 for c, name in enumerate(cameras):
                     labels = station.render_label(self._context, name)
-                    pixels[s, c] = [np.isin(labels, hand).sum() for hand in hands]
+                    for a, hand in enumerate(hands):
+                        on = np.isin(labels, hand)
+                        cut = on[[0, -1]].any() or on[:, [0, -1]].any()
+                        pixels[s, c, a] = 0 if cut and self.config.cut_hand_unseen else on.sum()
         finally:
             self._context.SetTimeStateAndParametersFrom(self._settled)
             self.timings["render"] += _time.perf_counter() - start
@@ -313,6 +353,7 @@ class SimRobot:
         self._t0 = self._context.get_time()
         self._settled = self._context.Clone()  # the expert plans from here, on first use
         self._expert: tuple[DemoPlan, dict[str, ArmTrajectory]] | None = None
+        self._progress = (0.0, 0.0)  # (trial time, expert_time then), see expert_time
 
     # ------------------------------------------------------------------------------------ properties
 
@@ -430,9 +471,44 @@ class SimRobot:
         self._commands.update(install(self._station, self.expert_trajectories, self._context, t0=self._t0))
         self._advance_to(self._context.get_time() + steps / self.config.fps)
 
+    def expert_time(self) -> float:
+        """How far into its demonstration the scripted expert is, seconds on the expert's clock.
+
+        With `expert_clock = "trial"` that is the trial time. With "progress" it is the time at which the
+        expert's TCP poses (forward kinematics of its joint trajectories, every arm) best match the robot's
+        measured ones, searched from the last value up to the trial time that passed since it, on a 10 ms
+        grid; the latest time within `progress_tolerance` of the best match is taken (a still phase, such as
+        the closing of the gripper, is then not replayed). A robot that followed the expert's future
+        exactly stays on the trial clock; one that held or lagged is that much behind, and never ahead.
+        Updated on each call at a new trial time.
+        """
+        now = self.time
+        if self.config.expert_clock == "trial":
+            return now
+        t_last, tau = self._progress
+        if now <= t_last + 1e-9:
+            return tau
+        trajectories = self.expert_trajectories
+        grid = np.arange(tau, tau + (now - t_last) + 1e-9, 0.01)
+        X_BE = self._observe_state(self._context)[0]
+        d = np.zeros(len(grid))
+        for a, name in enumerate(self.arms):
+            if name not in trajectories:
+                continue
+            kin, traj = self.executor.kinematics[name], trajectories[name]
+            X_WE = np.stack([kin.fk(traj(t)[0]) for t in grid])
+            X_BE_expert = invert_pose(self.X_WB) @ X_WE
+            d += np.linalg.norm(X_BE_expert[:, :3, 3] - X_BE[a, :3, 3], axis=1)
+            cos = (np.einsum("kij,ij->k", X_BE_expert[:, :3, :3], X_BE[a, :3, :3]) - 1.0) / 2.0
+            d += self.config.progress_rotation_weight * np.arccos(np.clip(cos, -1.0, 1.0))
+        tau = float(grid[np.nonzero(d <= d.min() + self.config.progress_tolerance)[0][-1]])
+        self._progress = (now, tau)
+        return tau
+
     def true_future(self, steps: int) -> list[SimObservation]:
         """What the cameras would see at the next `steps` control periods (t + 1/fps, ..., t + steps/fps)
-        if the expert's trajectories ran from the current state; the trial is not disturbed.
+        if the expert's trajectories ran from the current state, from `expert_time` on its clock; the trial
+        is not disturbed.
 
         The look-ahead runs on the trial's own context and simulator, from a saved copy of its state (time,
         discrete and abstract state) that is restored afterwards, with the expert's trajectories installed
@@ -448,8 +524,9 @@ class SimRobot:
         saved_abstract = context.get_abstract_state().Clone()
         saved_prev = self._X_BE_period_before
         out: list[SimObservation] = []
+        t0 = self._t0 + (t_now - self._t0 - self.expert_time())  # trajectory time expert_time() now
         try:
-            install(self._station, trajectories, context, t0=self._t0)
+            install(self._station, trajectories, context, t0=t0)
             X_prev = self._observe_state(context)[0]
             for k in range(1, steps + 1):
                 self._advance(self._simulator, context, t_now + k / self.config.fps)

@@ -100,7 +100,9 @@ def test_pair_visibility_counts_hands_that_either_camera_sees():
 def test_the_camera_pool_is_redrawn_when_no_test_pair_sees_the_hand_at_the_start():
     # StoreCerealBoxUnderShelf trial seed 7: at HOME the arm hides the hand from all four test cameras of
     # the first pool (they see only finger pixels); the second pool has a camera that sees it.
-    cfg = SimRobotConfig("StoreCerealBoxUnderShelf", seed=7, height=H, width=W)
+    # (the plain pixel rule: no border rule, no coverage threshold; those are tested below)
+    cfg = SimRobotConfig("StoreCerealBoxUnderShelf", seed=7, height=H, width=W, cut_hand_unseen=False,
+                         min_camera_coverage=0.0)
     min_pixels = cfg.min_hand_pixels * H * W
     first = SimRobot(dataclasses.replace(cfg, camera_redraws=0))
     assert first.camera_pool_draw == 0
@@ -181,7 +183,8 @@ def trial():
 
 def test_robot_renders_the_sampled_pair_as_n_and_m(trial):
     robot, _ = trial
-    n, m = sample_camera_pair(robot.config)
+    pool = {c.name: c for pair in camera_pair_candidates(robot.config, robot.camera_pool_draw) for c in pair}
+    n, m = pool[robot.camera_sources[0]], pool[robot.camera_sources[1]]  # the chosen pair (camera survey)
     assert [c.name for c in robot.cameras] == ["n", "m"]
     assert robot.camera_sources == (n.name, m.name)
     np.testing.assert_array_equal(robot.cameras[0].X_WC, n.X_WC)
@@ -297,7 +300,7 @@ def test_a_placement_the_expert_cannot_plan_is_redrawn():
 def test_the_pair_that_sees_the_expert_hand_is_taken_and_the_scene_is_the_same():
     # Trial seed 6: the first drawn pair loses the hand as it lifts the spatula out of the crock at the
     # table's edge; other pairs of the same pool see it throughout.
-    cfg = SimRobotConfig(TASK, seed=6, height=H, width=W)
+    cfg = SimRobotConfig(TASK, seed=6, height=H, width=W, cut_hand_unseen=False, min_camera_coverage=0.0)
     robot = SimRobot(cfg)
     q_settled, t_settled = robot.station.plant.GetPositions(robot.plant_context), robot.time
     names = list(robot.station.sensors)
@@ -372,3 +375,73 @@ def test_scripted_expert_through_run_expert_step_succeeds():
     assert robot.timed_out
     outcome = robot.outcome()
     assert outcome.success, outcome.reason
+
+
+def test_the_oracle_expert_clock_follows_the_robot_not_the_trial_clock():
+    robot = SimRobot(SimRobotConfig(TASK, seed=0, height=H, width=W, camera_coverage=False))
+    kin, traj = robot.executor.kinematics["arm"], robot.expert_trajectories["arm"]
+    assert robot.expert_time() == 0.0
+    robot.run_expert_step(5)  # on the expert's own trajectories: the expert clock is the trial clock
+    assert robot.expert_time() == pytest.approx(0.5, abs=0.02)
+    # The robot holds its pose for a second: the expert clock waits for it.
+    X_BE = robot.observe().state.X_BE
+    robot.execute(make_plan(np.repeat(X_BE[None], 10, axis=0), False))
+    assert robot.time == pytest.approx(1.5, abs=1e-9)
+    tau = robot.expert_time()
+    assert tau == pytest.approx(0.5, abs=0.05)
+    assert robot.expert_time() == tau  # same trial time, same answer
+    p_expert = lambda t: kin.fk(traj(t)[0])[:3, 3]  # noqa: E731
+    assert np.linalg.norm(p_expert(1.6) - p_expert(tau + 0.1)) > 0.03  # where the trial clock would pull it
+    # The expert's future continues from where the robot is, at the expert's own pace.
+    future = robot.true_future(3)
+    for k, f in enumerate(future):
+        assert np.linalg.norm(f.state.X_BE[0, :3, 3] - p_expert(tau + 0.1 * (k + 1))) < 0.01
+    assert robot.time == pytest.approx(1.5, abs=1e-9) and robot.expert_time() == tau
+    # A robot that follows the expert's poses from there moves the expert clock on, never ahead of its own time.
+    follow = np.stack([kin.fk(traj(tau + 0.1 * k)[0]) for k in range(1, 4)])
+    robot.execute(make_plan(follow, False))
+    assert tau + 0.2 < robot.expert_time() <= tau + 0.3 + 1e-9
+    with pytest.raises(ValueError, match="expert_clock"):
+        SimRobotConfig(TASK, expert_clock="wall")
+
+
+def test_a_hand_cut_by_the_image_border_counts_as_unseen_in_the_camera_survey():
+    cfg = SimRobotConfig(TASK, seed=2, height=H, width=W)
+    robot = SimRobot(dataclasses.replace(cfg, cut_hand_unseen=False))
+    names = list(robot.station.sensors)
+    counted = robot.hand_pixels(names)
+    robot.config = dataclasses.replace(robot.config, cut_hand_unseen=True)
+    strict = robot.hand_pixels(names)
+    # only whole samples are dropped: a camera either counts all of the hand's pixels or none
+    assert ((strict == counted) | (strict == 0)).all()
+    dropped = (strict == 0) & (counted > 0)
+    assert dropped.any()  # PutSpatulaOnTable lifts the hand out of the top of some test views
+    # the dropped ones really touch the border: pose the arm at such a sample and render that camera
+    s, c, _ = np.argwhere(dropped)[0]
+    traj = robot.expert_trajectories["arm"]
+    q, _, width = traj(s * cfg.survey_period)
+    arm = robot.station.arms[0]
+    robot.station.plant.SetPositions(robot.plant_context, arm.instance, np.concatenate([q, [width / 2] * 2]))
+    on = np.isin(robot.station.render_label(robot.context, names[c]), robot.station.label_parts["arm/hand"])
+    assert on[[0, -1]].any() or on[:, [0, -1]].any()
+
+
+def test_the_camera_pool_is_redrawn_while_no_pair_sees_the_whole_expert_path():
+    # PutSpatulaOnTable trial seed 2: every pair of the first pool loses the hand (cut by the image border)
+    # at some survey samples of the lift; a later pool has a pair that sees more of them.
+    cfg = SimRobotConfig(TASK, seed=2, height=H, width=W)
+    lax = SimRobot(dataclasses.replace(cfg, min_camera_coverage=0.0))
+    assert lax.camera_pool_draw == 0 and lax.camera_coverage < 1.0
+    robot = SimRobot(cfg)
+    assert robot.camera_pool_draw > 0 and robot.camera_coverage > lax.camera_coverage
+    # the chosen pair is that of its pool, and the station renders that pool's cameras
+    chosen = {c.name: c.X_WC for pair in camera_pair_candidates(cfg, robot.camera_pool_draw) for c in pair}
+    np.testing.assert_array_equal(robot.cameras[0].X_WC, chosen[robot.camera_sources[0]])
+    np.testing.assert_array_equal(robot.cameras[1].X_WC, chosen[robot.camera_sources[1]])
+    assert sorted(robot.station.sensors) == sorted(chosen)
+    names = list(robot.station.sensors)
+    n, m = (names.index(c) for c in robot.camera_sources)
+    coverage, _ = pair_visibility(robot.hand_pixels(names), (n, m), cfg.min_hand_pixels * H * W)
+    assert coverage == robot.camera_coverage
+    with pytest.raises(ValueError, match="min_camera_coverage"):
+        SimRobotConfig(TASK, min_camera_coverage=1.5)
