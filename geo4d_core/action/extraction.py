@@ -106,6 +106,10 @@ class ConditionFrame:
     # arm -> optional current open (False) / closed (True) state of the gripper (e.g. from its finger joint):
     # the state reported until the fingers are first measured in the tracked frames (default: open).
     gripper_closed: Mapping[str, bool] | None = None
+    # arm -> optional earlier hand pose in camera n from which grasp inference (`grasp_on_unseen_dwell`) counts
+    # the approach (default: the registered pose), e.g. where the hand was a planning cycle ago while its
+    # gripper stayed open: a hand that arrived at the object in the previous cycle dwells from step 0.
+    X_CG_approach_from: Mapping[str, np.ndarray] | None = None
 
 
 @dataclass
@@ -263,8 +267,10 @@ def extract_trajectory(
     if cfg.backdate_release:
         backdate_releases(closed, reading)
     if cfg.grasp_on_unseen_dwell:
+        since = np.stack([np.asarray((condition.X_CG_approach_from or {}).get(arm, registered[a]), dtype=np.float64)
+                          for a, arm in enumerate(arms)])
         close_on_unseen_dwell(fused_X, closed, reading, conf > 0, registered, approach=cfg.grasp_approach,
-                              still=cfg.grasp_still, dwell_steps=cfg.grasp_dwell_steps)
+                              still=cfg.grasp_still, dwell_steps=cfg.grasp_dwell_steps, X_approach_from=since)
     interpolated = fill_gaps(fused_X, conf > 0, registered) if cfg.interpolate_gaps else np.zeros((T, A), bool)
     return ExtractionResult(
         arms=arms, X_CE=fused_X @ X_GE, X_CG=fused_X, confidence=conf, source_view=src, gripper_closed=closed,
@@ -302,7 +308,8 @@ def fill_gaps(X: np.ndarray, seen: np.ndarray, X_start: np.ndarray) -> np.ndarra
 
 
 def close_on_unseen_dwell(X: np.ndarray, closed: np.ndarray, reading: np.ndarray, seen: np.ndarray,
-                          X_start: np.ndarray, *, approach: float, still: float, dwell_steps: int) -> np.ndarray:
+                          X_start: np.ndarray, *, approach: float, still: float, dwell_steps: int,
+                          X_approach_from: np.ndarray | None = None) -> np.ndarray:
     """Close, in place, the grippers of hands that approached and stopped while their fingers were unmeasured.
 
     Args:
@@ -314,6 +321,7 @@ def close_on_unseen_dwell(X: np.ndarray, closed: np.ndarray, reading: np.ndarray
         approach: advance along the registered hand's +z before the dwell, metres.
         still: largest per-step motion during the dwell, metres.
         dwell_steps: steps of the dwell.
+        X_approach_from: (A, 4, 4) where the approach is counted from (default X_start), e.g. an earlier pose.
 
     Returns:
         (T, A) bool `closed`. For each arm open at the dwell and without any finger reading from step 0 to its
@@ -323,13 +331,14 @@ def close_on_unseen_dwell(X: np.ndarray, closed: np.ndarray, reading: np.ndarray
     T, A = closed.shape
     for a in range(A):
         p = np.concatenate([X_start[a][None, :3, 3], X[:, a, :3, 3]])  # p[k + 1] = step k
+        p_from = (X_start if X_approach_from is None else X_approach_from)[a][:3, 3]
         axis = X_start[a][:3, 2]
         run = 0  # seen steps in a row that moved less than `still`
         for k in range(T):
             if reading[k, a] != 0 or closed[k, a]:
                 break  # the fingers were measured (or the gripper is closed): nothing to infer
             run = run + 1 if seen[k, a] and np.linalg.norm(p[k + 1] - p[k]) <= still else 0
-            if run >= dwell_steps and np.dot(p[k + 1 - dwell_steps] - p[0], axis) >= approach:
+            if run >= dwell_steps and np.dot(p[k + 1 - dwell_steps] - p_from, axis) >= approach:
                 j = k + 1 - dwell_steps  # from the dwell's first step: the fingers close while the hand waits
                 while j < T and reading[j, a] != 1:
                     closed[j, a] = True

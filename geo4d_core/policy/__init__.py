@@ -7,6 +7,7 @@ that runs it on true future frames.
 
 from geo4d_core.policy.hand_mask import project_hand_mask
 from geo4d_core.policy.world_model_policy import (
+    ApproachMemory,
     PolicyConfig,
     PolicyOutput,
     RobotState,
@@ -17,6 +18,7 @@ from geo4d_core.policy.world_model_policy import (
 
 __all__ = [
     "project_hand_mask",
+    "ApproachMemory",
     "PolicyConfig",
     "PolicyOutput",
     "RobotState",

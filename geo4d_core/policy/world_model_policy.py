@@ -35,7 +35,7 @@ from geo4d_core.geometry.poses import invert_pose
 from geo4d_core.model.world_model import Observation, Prediction, WorldModel
 from geo4d_core.policy.hand_mask import MASK_DEPTH_TOLERANCE, MASK_DILATE_PX, project_hand_mask
 
-__all__ = ["PolicyConfig", "RobotState", "PolicyOutput", "condition_frame", "plan_from_frames",
+__all__ = ["ApproachMemory", "PolicyConfig", "RobotState", "PolicyOutput", "condition_frame", "plan_from_frames",
            "plan_from_prediction", "WorldModelPolicy"]
 
 
@@ -66,12 +66,18 @@ class PolicyConfig:
     # moved back to just after the fingers were last seen closed (ExtractionConfig.backdate_release).
     # A hand that approached and stopped while no view measured its fingers closes them
     # (ExtractionConfig.grasp_on_unseen_dwell: apple in a bowl seen from high cameras; oracle apple 5 -> 6/10,
-    # spatula and cereal unchanged at 7/10 and 9/10).
-    # Measured and not adopted (README, Table 2 failure analysis): crop_margin_z = 0 and interpolate_gaps.
+    # spatula and cereal unchanged at 7/10 and 9/10); the approach may also have ended in the previous cycle
+    # (ApproachMemory, the policies keep it).
+    # Unseen steps followed by a seen one are interpolated towards it instead of held
+    # (ExtractionConfig.interpolate_gaps): a hand that enters the views late in the horizon (hidden at HOME,
+    # lifted out of the frame) is otherwise reached in one step, the plan is cut at that speed violation and
+    # the robot never moves on (oracle cereal seeds 0 and 7 stayed at HOME; with it, the progress clock, the
+    # in-frame confidence and the camera rules: spatula 9/10, cereal 9/10).
+    # Measured and not adopted (README, Table 2 failure analysis): crop_margin_z = 0.
     extraction: ExtractionConfig = field(default_factory=lambda: ExtractionConfig(
         icp=IcpTrackerConfig(register_guess_search=False, icp_distances=(0.01, 0.004)), min_confidence=0.6,
         gripper=GripperStateConfig(hysteresis=0.003, confirm=2), backdate_release=True,
-        grasp_on_unseen_dwell=True))
+        grasp_on_unseen_dwell=True, interpolate_gaps=True))
     # Speed and workspace limits a plan must respect (robot base frame).
     limits: PlanLimits = field(default_factory=PlanLimits)
     # Hand-mask pixels must see depth within this distance of the hand model at the robot's pose, metres.
@@ -140,23 +146,28 @@ class PolicyOutput:
 
 
 def condition_frame(obs_n: Observation, state: RobotState, X_BC_n: np.ndarray, hand_model: HandModel, *,
-                    depth_tolerance: float = MASK_DEPTH_TOLERANCE, dilate_px: int = MASK_DILATE_PX) -> ConditionFrame:
+                    depth_tolerance: float = MASK_DEPTH_TOLERANCE, dilate_px: int = MASK_DILATE_PX,
+                    X_BE_approach_from: np.ndarray | None = None) -> ConditionFrame:
     """The frame the tracker registers on: view n's observation with the robot's pose as guess and mask.
 
     `obs_n` must be at the resolution the views are tracked at (for predictions: `WorldModel.prepare`).
+    `X_BE_approach_from` (A, 4, 4), TCP poses in B (NaN rows: none), are where grasp inference counts the
+    approach from (`ApproachMemory`).
     """
     pts, valid = depth_to_pointmap(np.asarray(obs_n.depth, dtype=np.float32), obs_n.K)
     X_CB = invert_pose(np.asarray(X_BC_n, dtype=np.float64))
     G_E = invert_pose(X_GE)
-    init, prev, masks, closed = {}, {}, {}, {}
+    init, prev, masks, closed, since = {}, {}, {}, {}, {}
     for a, arm in enumerate(state.arms):
         init[arm] = X_CB @ state.X_BE[a] @ G_E
+        if X_BE_approach_from is not None and np.isfinite(X_BE_approach_from[a]).all():
+            since[arm] = X_CB @ np.asarray(X_BE_approach_from[a], dtype=np.float64) @ G_E
         if state.X_BE_prev is not None:
             prev[arm] = X_CB @ state.X_BE_prev[a] @ G_E
         masks[arm] = project_hand_mask(hand_model, init[arm], obs_n.K, obs_n.depth, opening=state.opening(a),
                                        depth_tolerance=depth_tolerance, dilate_px=dilate_px)
         closed[arm] = bool(state.gripper_closed[a])
-    return ConditionFrame(pts, valid, masks, init, prev or None, closed)
+    return ConditionFrame(pts, valid, masks, init, prev or None, closed, since or None)
 
 
 def plan_from_frames(condition: ConditionFrame, views: Mapping[str, ViewSequence], X_BC_n: np.ndarray,
@@ -170,15 +181,46 @@ def plan_from_frames(condition: ConditionFrame, views: Mapping[str, ViewSequence
 
 
 def plan_from_prediction(obs_n: Observation, prediction: Prediction, state: RobotState, X_BC_n: np.ndarray,
-                         config: PolicyConfig, *, hand_model: HandModel,
-                         trackers: dict | None = None) -> tuple[Plan, list[PlanViolation], ExtractionResult]:
+                         config: PolicyConfig, *, hand_model: HandModel, trackers: dict | None = None,
+                         X_BE_approach_from: np.ndarray | None = None,
+                         ) -> tuple[Plan, list[PlanViolation], ExtractionResult]:
     """Register on view n's observation (at the prediction's resolution) and extract the plan from both
-    predicted views (view m's points already in camera n's frame)."""
+    predicted views (view m's points already in camera n's frame); `X_BE_approach_from` see `condition_frame`."""
     cond = condition_frame(obs_n, state, X_BC_n, hand_model, depth_tolerance=config.mask_depth_tolerance,
-                           dilate_px=config.mask_dilate_px)
+                           dilate_px=config.mask_dilate_px, X_BE_approach_from=X_BE_approach_from)
     views = {"n": ViewSequence(prediction.points_n, prediction.valid_n),
              "m": ViewSequence(prediction.points_m_in_n, prediction.valid_m)}
     return plan_from_frames(cond, views, X_BC_n, state, config, hand_model=hand_model, trackers=trackers)
+
+
+class ApproachMemory:
+    """Where each arm's TCP was at the start of the previous planning cycle, while its gripper stayed open.
+
+    Grasp inference (`ExtractionConfig.grasp_on_unseen_dwell`) closes a gripper whose fingers no view measures
+    when the hand approached and then stood still; a hand that arrived at the object at the end of the
+    previous cycle stands still from this cycle's first step, so the approach is counted from the previous
+    cycle's start. Only for arms whose gripper was open then, stayed open in that cycle's plan and is open
+    now (after a release the hand also stands still, and must not close again).
+    """
+
+    def __init__(self) -> None:
+        self._X_BE: np.ndarray | None = None  # (A, 4, 4) TCP poses in B at the last cycle's start, NaN: none
+
+    def reset(self) -> None:
+        self._X_BE = None
+
+    def approach_from(self, state: RobotState) -> np.ndarray | None:
+        """(A, 4, 4) TCP poses in B to count the approach from (NaN rows: none), or None."""
+        if self._X_BE is None or self._X_BE.shape[0] != len(state.arms):
+            return None
+        out = self._X_BE.copy()
+        out[np.asarray(state.gripper_closed, bool)] = np.nan
+        return out
+
+    def update(self, state: RobotState, plan: Plan) -> None:
+        """Remember this cycle's start for the arms open now and throughout `plan`."""
+        keep = ~np.asarray(state.gripper_closed, bool) & ~np.asarray(plan.gripper_closed, bool).any(axis=0)
+        self._X_BE = np.where(keep[:, None, None], state.X_BE, np.nan)
 
 
 class WorldModelPolicy:
@@ -193,12 +235,14 @@ class WorldModelPolicy:
         self.config = config or PolicyConfig()
         self.hand_model = hand_model if hand_model is not None else load_hand_model()
         self._trackers: dict = {}
+        self._approach = ApproachMemory()
         self.cycle = 0
 
     def reset(self) -> None:
         """Forget the episode: the next cycle uses the first seed again."""
         self.cycle = 0
         self._trackers = {}
+        self._approach.reset()
 
     def predict_action(self, obs_n: Observation, obs_m: Observation, state: RobotState) -> PolicyOutput:
         """Predict the next h frames from both views, extract the end-effector plan, check it."""
@@ -209,7 +253,9 @@ class WorldModelPolicy:
         t1 = time.perf_counter()
         plan, violations, result = plan_from_prediction(self.model.prepare(obs_n, "obs_n"), pred, state,
                                                         self.X_BC_n, cfg, hand_model=self.hand_model,
-                                                        trackers=self._trackers)
+                                                        trackers=self._trackers,
+                                                        X_BE_approach_from=self._approach.approach_from(state))
+        self._approach.update(state, plan)
         t2 = time.perf_counter()
         self.cycle += 1
         return PolicyOutput(plan, violations, result, pred,

@@ -281,6 +281,14 @@ def test_a_grasp_with_hidden_fingers_is_closed_after_the_approach_and_dwell():
     assert not close_on_unseen_dwell(X, np.zeros((T, 1), bool), none, unseen, X_start, **kw).any()
     held = np.ones((T, 1), bool)
     assert close_on_unseen_dwell(X, held.copy(), none, seen, X_start, **kw).all()
+    # a hand that arrived before the first step dwells from step 0: no approach within the steps ...
+    arrived = _descent(np.full(T, 0.04), down)
+    at_object = _descent([0.04], down)[0]
+    assert not close_on_unseen_dwell(arrived, np.zeros((T, 1), bool), none, seen, at_object, **kw).any()
+    # ... unless the approach is counted from an earlier pose (where the hand was a cycle ago): closed from step 0
+    earlier = _descent([0.0], down)[0]
+    assert close_on_unseen_dwell(arrived, np.zeros((T, 1), bool), none, seen, at_object, **kw,
+                                 X_approach_from=earlier).all()
     with pytest.raises(ValueError, match="grasp_dwell_steps"):
         ExtractionConfig(grasp_dwell_steps=0)
 
