@@ -97,16 +97,16 @@ def test_extraction_overrides_change_only_the_named_settings(tmp_path):
     from geo4d_core.policy import PolicyConfig
 
     cfg = EvalConfig(tasks=[TASK], policy="oracle", trials=1, out=tmp_path,
-                     extraction_overrides={"icp.crop_margin_z": 0, "interpolate_gaps": True,
+                     extraction_overrides={"icp.crop_margin_z": 0, "interpolate_gaps": False,
                                            "icp.icp_distances": [0.02, 0.004]})
     ext = cfg.trial_config(TASK, 0).policy_config.extraction
     default = PolicyConfig().extraction
     assert ext.icp.crop_margin_z == 0.0 and isinstance(ext.icp.crop_margin_z, float)
-    assert ext.interpolate_gaps is True and ext.icp.icp_distances == (0.02, 0.004)
+    assert ext.interpolate_gaps is False and ext.icp.icp_distances == (0.02, 0.004)
     # everything else keeps the policy's values
     assert ext.min_confidence == default.min_confidence and ext.gripper == default.gripper
     assert ext.icp.register_guess_search == default.icp.register_guess_search
-    assert default.icp.crop_margin_z > 0 and default.interpolate_gaps is False  # the default is not modified
+    assert default.icp.crop_margin_z > 0 and default.interpolate_gaps is True  # the default is not modified
     # --gripper-rule changes the rule only, not the policy's hysteresis and confirmations
     ruled = EvalConfig(tasks=[TASK], policy="oracle", trials=1, out=tmp_path, gripper_rule="centroid")
     gripper = ruled.trial_config(TASK, 0).policy_config.extraction.gripper
