@@ -325,15 +325,19 @@ class IcpHandTracker:
                 self._frame_view = (P, points_C.shape[0], points_C.shape[1])
                 self._frame_points = (points_C, np.asarray(valid, bool))
 
+    def _project_body(self, X_CG: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Pixels (N, 2) and depths (N,) of the hand body's surface samples at pose X_CG in the last frame's view."""
+        X = np.asarray(X_CG, dtype=np.float64)
+        return apply_projection_matrix(self._frame_view[0], self._body_points @ X[:3, :3].T + X[:3, 3])
+
     def in_frame_fraction(self, X_CG: np.ndarray) -> float:
         """Fraction of the hand body's surface samples (below the finger joints) at pose X_CG (camera C,
         metres) that project inside the last frame's image, in front of its camera; 1.0 when that frame had
         no usable pixel grid (see `_measure_noise`)."""
         if self._frame_view is None or len(self._body_points) == 0:
             return 1.0
-        P, H, W = self._frame_view
-        X = np.asarray(X_CG, dtype=np.float64)
-        uv, z = apply_projection_matrix(P, self._body_points @ X[:3, :3].T + X[:3, 3])
+        _, H, W = self._frame_view
+        uv, z = self._project_body(X_CG)
         inside = (z > 0) & np.all(uv >= -0.5, axis=1) & (uv[:, 0] <= W - 0.5) & (uv[:, 1] <= H - 0.5)
         return float(np.count_nonzero(inside) / len(inside))
 
@@ -345,7 +349,7 @@ class IcpHandTracker:
             return None
         P, H, W = self._frame_view
         X = np.asarray(X_CG, dtype=np.float64)
-        uv, z = apply_projection_matrix(P, self._body_points @ X[:3, :3].T + X[:3, 3])
+        uv, z = self._project_body(X)
         uv = uv[z > 0]
         if len(uv) == 0:
             return 0
