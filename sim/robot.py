@@ -113,6 +113,11 @@ class SimRobotConfig:
     # (rotation counts `progress_rotation_weight` metres per radian); the latest match is taken.
     progress_tolerance: float = 0.002
     progress_rotation_weight: float = 0.1
+    # Added to the match distance (metres) at expert times whose gripper command is closed while the robot's
+    # fingers are open: a robot that arrived with open fingers is matched before the expert's closing, not
+    # at the end of its still closing phase (which would skip the closing and lift with open fingers).
+    # Releases are not held back: an opening replayed late leaves a hidden hand waiting closed (cereal).
+    progress_gripper_penalty: float = 0.05
     scene: SceneConfig = field(default_factory=SceneConfig)  # physics and control settings of the station
 
     def __post_init__(self) -> None:
@@ -140,6 +145,10 @@ class SimRobotConfig:
             value = float(getattr(self, name))
             if not (np.isfinite(value) and value > 0):
                 raise ValueError(f"SimRobotConfig.{name} must be finite and > 0, got {value!r}")
+        for name in ("progress_tolerance", "progress_rotation_weight", "progress_gripper_penalty"):
+            value = float(getattr(self, name))
+            if not (np.isfinite(value) and value >= 0):
+                raise ValueError(f"SimRobotConfig.{name} must be finite and >= 0, got {value!r}")
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "SimRobotConfig":
@@ -477,9 +486,14 @@ class SimRobot:
         With `expert_clock = "trial"` that is the trial time. With "progress" it is the time at which the
         expert's TCP poses (forward kinematics of its joint trajectories, every arm) best match the robot's
         measured ones, searched from the last value up to the trial time that passed since it, on a 10 ms
-        grid; the latest time within `progress_tolerance` of the best match is taken (a still phase, such as
-        the closing of the gripper, is then not replayed). A robot that followed the expert's future
-        exactly stays on the trial clock; one that held or lagged is that much behind, and never ahead.
+        grid; the latest time within `progress_tolerance` of the best match is taken (a still phase is then
+        not replayed). Expert times whose gripper command is closed (below GRIPPER_CLOSED_BELOW) while the
+        robot's measured fingers are open count `progress_gripper_penalty` further away, so the still phase
+        in which the expert closes its gripper is matched at its start until the robot's fingers closed, and
+        the future shows the closing before the lift. (Releases are matched at the end of their still
+        phase, as every still phase: the future opens the fingers at once.) A robot that followed the
+        expert's future exactly stays on the trial clock; one that held or lagged is that much behind, and
+        never ahead.
         Updated on each call at a new trial time.
         """
         now = self.time
@@ -490,13 +504,17 @@ class SimRobot:
             return tau
         trajectories = self.expert_trajectories
         grid = np.arange(tau, tau + (now - t_last) + 1e-9, 0.01)
-        X_BE = self._observe_state(self._context)[0]
+        X_BE, widths = self._observe_state(self._context)
         d = np.zeros(len(grid))
         for a, name in enumerate(self.arms):
             if name not in trajectories:
                 continue
             kin, traj = self.executor.kinematics[name], trajectories[name]
-            X_WE = np.stack([kin.fk(traj(t)[0]) for t in grid])
+            samples = [traj(t) for t in grid]
+            X_WE = np.stack([kin.fk(q) for q, _, _ in samples])
+            closed_expert = np.array([w < GRIPPER_CLOSED_BELOW for _, _, w in samples])
+            if widths[a] >= GRIPPER_CLOSED_BELOW:  # the robot's fingers are open
+                d += self.config.progress_gripper_penalty * closed_expert
             X_BE_expert = invert_pose(self.X_WB) @ X_WE
             d += np.linalg.norm(X_BE_expert[:, :3, 3] - X_BE[a, :3, 3], axis=1)
             cos = (np.einsum("kij,ij->k", X_BE_expert[:, :3, :3], X_BE[a, :3, :3]) - 1.0) / 2.0

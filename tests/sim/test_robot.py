@@ -445,3 +445,56 @@ def test_the_camera_pool_is_redrawn_while_no_pair_sees_the_whole_expert_path():
     assert coverage == robot.camera_coverage
     with pytest.raises(ValueError, match="min_camera_coverage"):
         SimRobotConfig(TASK, min_camera_coverage=1.5)
+
+
+def _still_phase(traj, k):
+    """(start, end) times of the still phase of the expert's trajectory that moves to knot k (its first knot)."""
+    p = traj.X_WE[:, :3, 3]
+    still = np.linalg.norm(p[k - 1:] - p[k - 1], axis=1) < 1e-3
+    return traj.times[k - 1], traj.times[k - 1 + int(np.argmin(still)) - 1]
+
+
+def _hold(robot, seconds, closed):
+    """Keep the robot's measured TCP pose for `seconds` with the gripper `closed`."""
+    X_BE = robot.observe().state.X_BE
+    robot.execute(make_plan(np.repeat(X_BE[None], round(seconds * robot.config.fps), axis=0), closed))
+
+
+def test_the_expert_clock_waits_at_the_expert_closing_while_the_robot_gripper_is_open():
+    robot = SimRobot(SimRobotConfig(TASK, seed=0, height=H, width=W, camera_coverage=False))
+    traj = robot.expert_trajectories["arm"]
+    closed = traj.widths < GRIPPER_CLOSED_BELOW
+    k_close = int(np.flatnonzero(~closed[:-1] & closed[1:])[0]) + 1  # the first knot moved to with closed fingers
+    t_arrive, t_closed = _still_phase(traj, k_close)  # the expert closes while still at the grasp pose
+    assert t_closed - t_arrive >= 0.3
+    steps = round(t_arrive * robot.config.fps)
+    robot.run_expert_step(steps)  # the expert arrived at the grasp pose, fingers still open
+    # The robot keeps the pose with open fingers past the expert's closing phase.
+    _hold(robot, t_closed - t_arrive + 0.2, False)
+    now = robot.observe().state
+    assert not now.gripper_closed[0]
+    tau = robot.expert_time()
+    assert tau <= t_arrive + 0.05  # matched before the closing, not at the end of the still phase
+    # The future closes the fingers at the grasp pose (the still phase is replayed).
+    future = robot.true_future(3)
+    assert all(f.state.gripper_closed[0] for f in future)
+    p_future = np.array([f.state.X_BE[0, :3, 3] for f in future])
+    assert np.linalg.norm(p_future - now.X_BE[0, :3, 3], axis=1).max() < 0.005
+    # Without the gripper term the whole still phase matches and its end is taken: the closing is skipped.
+    plain = SimRobot(SimRobotConfig(TASK, seed=0, height=H, width=W, camera_coverage=False,
+                                    progress_gripper_penalty=0.0))
+    plain.run_expert_step(steps)
+    _hold(plain, t_closed - t_arrive + 0.2, False)
+    assert plain.expert_time() >= t_closed - 0.05
+    # A release is not held back: a robot still holding closed at the expert's release pose is matched at
+    # the end of the release's still phase, and its future opens the fingers.
+    k_open = int(np.flatnonzero(closed[:-1] & ~closed[1:])[0]) + 1
+    t_place, t_released = _still_phase(traj, k_open)
+    holder = SimRobot(SimRobotConfig(TASK, seed=0, height=H, width=W, camera_coverage=False))
+    holder.run_expert_step(round(t_place * holder.config.fps))
+    _hold(holder, t_released - t_place + 0.2, True)
+    assert holder.observe().state.gripper_closed[0]
+    assert holder.expert_time() >= t_released - 0.05
+    assert not holder.true_future(3)[-1].state.gripper_closed[0]
+    with pytest.raises(ValueError, match="progress_gripper_penalty"):
+        SimRobotConfig(TASK, progress_gripper_penalty=-1.0)
