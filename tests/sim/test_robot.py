@@ -384,8 +384,7 @@ def test_the_oracle_expert_clock_follows_the_robot_not_the_trial_clock():
     robot.run_expert_step(5)  # on the expert's own trajectories: the expert clock is the trial clock
     assert robot.expert_time() == pytest.approx(0.5, abs=0.02)
     # The robot holds its pose for a second: the expert clock waits for it.
-    X_BE = robot.observe().state.X_BE
-    robot.execute(make_plan(np.repeat(X_BE[None], 10, axis=0), False))
+    _hold(robot, 1.0, False)
     assert robot.time == pytest.approx(1.5, abs=1e-9)
     tau = robot.expert_time()
     assert tau == pytest.approx(0.5, abs=0.05)
