@@ -201,8 +201,9 @@ class OraclePolicy:
         t1 = time.perf_counter()
         plan, violations, result = plan_from_prediction(
             obs.obs_n, pred, obs.state, robot.X_BC_n, self.config, hand_model=self.hand_model,
-            trackers=self._trackers, X_BE_approach_from=self._approach.approach_from(obs.state))
-        self._approach.update(obs.state, plan)
+            trackers=self._trackers, X_BE_approach_from=self._approach.approach_from(obs.state),
+            X_BE_carry_from=self._approach.carry_from(obs.state))
+        self._approach.update(obs.state)
         t2 = time.perf_counter()
         return PolicyOutput(plan, violations, result, pred,
                             {"predict_s": t1 - t0, "extract_s": t2 - t1, "total_s": t2 - t0})

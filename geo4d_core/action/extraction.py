@@ -13,7 +13,8 @@ Works the same on a world-model `Prediction` and on true future frames of a reco
 4. **Gripper**: finger centroids around the fused hand pose, measured in the winning view's points,
    give open / closed (`gripper_state`). Optionally (`ExtractionConfig.grasp_on_unseen_dwell`) a hand that
    approached and stopped while no view measured its fingers is taken to have closed them
-   (`close_on_unseen_dwell`).
+   (`close_on_unseen_dwell`), and (`ExtractionConfig.release_on_unseen_dwell`) a closed hand that advanced and
+   stopped the same way is taken to have opened them (`open_on_unseen_dwell`).
 
 All poses are in camera n's frame C (metres). `ExtractionResult.to_plan` maps them to the robot base
 with camera n's extrinsic X_BC.
@@ -33,7 +34,8 @@ from geo4d_core.action.tracking import TrackingLostError
 from geo4d_core.geometry.poses import interpolate_pose, invert_pose
 
 __all__ = ["ExtractionConfig", "ConditionFrame", "ViewSequence", "ExtractionResult", "extract_trajectory",
-           "extract_from_prediction", "backdate_releases", "fill_gaps", "close_on_unseen_dwell"]
+           "extract_from_prediction", "backdate_releases", "fill_gaps", "close_on_unseen_dwell",
+           "open_on_unseen_dwell"]
 
 VIEWS = ("n", "m")
 
@@ -78,6 +80,12 @@ class ExtractionConfig:
     grasp_still: float = 0.005
     # Steps the hand must stay still.
     grasp_dwell_steps: int = 3
+    # Open a closed gripper whose fingers no view measured when the hand advanced along its own +z by at least
+    # grasp_approach (from ConditionFrame.X_CG_carry_from, default the registered pose) and then the final
+    # trajectory stays within grasp_still per step for grasp_dwell_steps steps (held unseen steps count: the plan
+    # keeps the hand there): an object set down where no view sees the fingers (a box pushed under a shelf top)
+    # is otherwise carried away again by the retreat. Opens from the dwell's first step.
+    release_on_unseen_dwell: bool = False
 
     def __post_init__(self) -> None:
         if not (np.isfinite(self.min_confidence) and self.min_confidence >= 0):
@@ -106,10 +114,18 @@ class ConditionFrame:
     # arm -> optional current open (False) / closed (True) state of the gripper (e.g. from its finger joint):
     # the state reported until the fingers are first measured in the tracked frames (default: open).
     gripper_closed: Mapping[str, bool] | None = None
-    # arm -> optional earlier hand pose in camera n from which grasp inference (`grasp_on_unseen_dwell`) counts
-    # the approach (default: the registered pose), e.g. where the hand was a planning cycle ago while its
-    # gripper stayed open: a hand that arrived at the object in the previous cycle dwells from step 0.
+    # arm -> optional earlier hand poses in camera n, (4, 4) or (K, 4, 4), from which grasp inference
+    # (`grasp_on_unseen_dwell`) also counts the approach (the largest advance of the registered pose and these
+    # counts), e.g. where the hand was at the last planning cycles' starts while its gripper stayed open: a
+    # hand that arrived at the object in an earlier cycle dwells from step 0.
     X_CG_approach_from: Mapping[str, np.ndarray] | None = None
+    # arm -> the same for release inference (`release_on_unseen_dwell`), while the gripper stayed closed: a
+    # hand that pushed the object home in an earlier cycle dwells from step 0.
+    X_CG_carry_from: Mapping[str, np.ndarray] | None = None
+    # arm -> optional current finger opening, metres (e.g. the robot's finger joints): a closed gripper holding
+    # a wide object then reads open only past the middle between that opening and fully open
+    # (`GripperStateEstimator`, held_opening).
+    gripper_opening: Mapping[str, float] | None = None
 
 
 @dataclass
@@ -230,7 +246,8 @@ def extract_trajectory(
     closed = np.zeros((T, A), bool)
     reading = np.zeros((T, A), np.int8)  # what the fingers alone read: -1 closed, +1 open, 0 not measured
     dist = np.full((T, A), np.nan)
-    grippers = [GripperStateEstimator(cfg.gripper, closed=bool((condition.gripper_closed or {}).get(arm, False)))
+    grippers = [GripperStateEstimator(cfg.gripper, closed=bool((condition.gripper_closed or {}).get(arm, False)),
+                                      held_opening=(condition.gripper_opening or {}).get(arm))
                 for arm in arms]
     for k in range(T):
         for a, arm in enumerate(arms):
@@ -267,11 +284,14 @@ def extract_trajectory(
     if cfg.backdate_release:
         backdate_releases(closed, reading)
     if cfg.grasp_on_unseen_dwell:
-        since = np.stack([np.asarray((condition.X_CG_approach_from or {}).get(arm, registered[a]), dtype=np.float64)
-                          for a, arm in enumerate(arms)])
         close_on_unseen_dwell(fused_X, closed, reading, conf > 0, registered, approach=cfg.grasp_approach,
-                              still=cfg.grasp_still, dwell_steps=cfg.grasp_dwell_steps, X_approach_from=since)
+                              still=cfg.grasp_still, dwell_steps=cfg.grasp_dwell_steps,
+                              X_approach_from=_references(condition.X_CG_approach_from, arms, registered))
     interpolated = fill_gaps(fused_X, conf > 0, registered) if cfg.interpolate_gaps else np.zeros((T, A), bool)
+    if cfg.release_on_unseen_dwell:
+        open_on_unseen_dwell(fused_X, closed, reading, registered, approach=cfg.grasp_approach,
+                             still=cfg.grasp_still, dwell_steps=cfg.grasp_dwell_steps,
+                             X_carry_from=_references(condition.X_CG_carry_from, arms, registered))
     return ExtractionResult(
         arms=arms, X_CE=fused_X @ X_GE, X_CG=fused_X, confidence=conf, source_view=src, gripper_closed=closed,
         finger_distance=dist, per_view_confidence=per_s, per_view_X_CG=per_X, register_confidence=reg_score,
@@ -307,9 +327,35 @@ def fill_gaps(X: np.ndarray, seen: np.ndarray, X_start: np.ndarray) -> np.ndarra
     return filled
 
 
+def _references(given: Mapping[str, np.ndarray] | None, arms: Sequence[str], registered: np.ndarray) -> list[np.ndarray]:
+    """Per arm the (K, 4, 4) poses an advance is counted from: the registered pose and the `given` ones."""
+    return [np.concatenate([registered[a][None], np.asarray((given or {}).get(arm, np.empty((0, 4, 4))),
+                                                            dtype=np.float64).reshape(-1, 4, 4)])
+            for a, arm in enumerate(arms)]
+
+
+def _dwell_after_advance(X: np.ndarray, X_start: np.ndarray, X_from: np.ndarray, still_counts: np.ndarray,
+                         stop: np.ndarray, *, approach: float, still: float, dwell_steps: int) -> int | None:
+    """First step of the first `dwell_steps` steps in a row of one arm's (T, 4, 4) poses `X` that each moved at
+    most `still` from the step before (the first from `X_start`) and count (`still_counts`), and whose first step
+    lies at least `approach` along `X_start`'s +z beyond one of the (4, 4) or (K, 4, 4) poses `X_from`; None
+    when there is none or a `stop` step comes first (before the dwell's end)."""
+    p = np.concatenate([X_start[None, :3, 3], X[:, :3, 3]])  # p[k + 1] = step k
+    axis = X_start[:3, 2]
+    behind = np.min(np.asarray(X_from, dtype=np.float64).reshape(-1, 4, 4)[:, :3, 3] @ axis)  # the farthest back
+    run = 0  # counted steps in a row that moved less than `still`
+    for k in range(len(X)):
+        if stop[k]:
+            return None
+        run = run + 1 if still_counts[k] and np.linalg.norm(p[k + 1] - p[k]) <= still else 0
+        if run >= dwell_steps and np.dot(p[k + 1 - dwell_steps], axis) - behind >= approach:
+            return k + 1 - dwell_steps
+    return None
+
+
 def close_on_unseen_dwell(X: np.ndarray, closed: np.ndarray, reading: np.ndarray, seen: np.ndarray,
                           X_start: np.ndarray, *, approach: float, still: float, dwell_steps: int,
-                          X_approach_from: np.ndarray | None = None) -> np.ndarray:
+                          X_approach_from: Sequence[np.ndarray] | None = None) -> np.ndarray:
     """Close, in place, the grippers of hands that approached and stopped while their fingers were unmeasured.
 
     Args:
@@ -321,7 +367,8 @@ def close_on_unseen_dwell(X: np.ndarray, closed: np.ndarray, reading: np.ndarray
         approach: advance along the registered hand's +z before the dwell, metres.
         still: largest per-step motion during the dwell, metres.
         dwell_steps: steps of the dwell.
-        X_approach_from: (A, 4, 4) where the approach is counted from (default X_start), e.g. an earlier pose.
+        X_approach_from: per arm a (4, 4) or (K, 4, 4) pose(s) the approach is counted from (the largest advance
+            counts; default X_start), e.g. earlier poses.
 
     Returns:
         (T, A) bool `closed`. For each arm open at the dwell and without any finger reading from step 0 to its
@@ -329,21 +376,49 @@ def close_on_unseen_dwell(X: np.ndarray, closed: np.ndarray, reading: np.ndarray
         until the fingers read open.
     """
     T, A = closed.shape
+    since = X_start if X_approach_from is None else X_approach_from
     for a in range(A):
-        p = np.concatenate([X_start[a][None, :3, 3], X[:, a, :3, 3]])  # p[k + 1] = step k
-        p_from = (X_start if X_approach_from is None else X_approach_from)[a][:3, 3]
-        axis = X_start[a][:3, 2]
-        run = 0  # seen steps in a row that moved less than `still`
-        for k in range(T):
-            if reading[k, a] != 0 or closed[k, a]:
-                break  # the fingers were measured (or the gripper is closed): nothing to infer
-            run = run + 1 if seen[k, a] and np.linalg.norm(p[k + 1] - p[k]) <= still else 0
-            if run >= dwell_steps and np.dot(p[k + 1 - dwell_steps] - p_from, axis) >= approach:
-                j = k + 1 - dwell_steps  # from the dwell's first step: the fingers close while the hand waits
-                while j < T and reading[j, a] != 1:
-                    closed[j, a] = True
-                    j += 1
-                break
+        j = _dwell_after_advance(X[:, a], X_start[a], since[a], seen[:, a], (reading[:, a] != 0) | closed[:, a],
+                                 approach=approach, still=still, dwell_steps=dwell_steps)
+        while j is not None and j < T and reading[j, a] != 1:  # the fingers close while the hand waits
+            closed[j, a] = True
+            j += 1
+    return closed
+
+
+def open_on_unseen_dwell(X: np.ndarray, closed: np.ndarray, reading: np.ndarray, X_start: np.ndarray, *,
+                         approach: float, still: float, dwell_steps: int,
+                         X_carry_from: Sequence[np.ndarray] | None = None) -> np.ndarray:
+    """Open, in place, the grippers of closed hands that advanced and stopped while their fingers were unmeasured.
+
+    The release counterpart of `close_on_unseen_dwell`: an object is set down by pushing it home along the
+    hand's +z (into a compartment, onto a table from above) and letting go while the hand waits.
+
+    Args:
+        X: (T, A, 4, 4) hand poses per step as the plan will run them (camera frame, metres); unseen steps that
+            hold the last pose count as still (the hand waits there).
+        closed: (T, A) bool gripper state per step; changed in place.
+        reading: (T, A) int8 finger readings (-1 closed, +1 open, 0 none).
+        X_start: (A, 4, 4) the registered pose before step 0.
+        approach: advance along the registered hand's +z before the dwell, metres.
+        still: largest per-step motion during the dwell, metres.
+        dwell_steps: steps of the dwell.
+        X_carry_from: per arm a (4, 4) or (K, 4, 4) pose(s) the advance is counted from (the largest advance
+            counts; default X_start), e.g. earlier poses.
+
+    Returns:
+        (T, A) bool `closed`. For each arm closed at the dwell and without any finger reading from step 0 to its
+        end, the gripper opens from the dwell's first step and stays open until the fingers read closed.
+    """
+    T, A = closed.shape
+    since = X_start if X_carry_from is None else X_carry_from
+    for a in range(A):
+        j = _dwell_after_advance(X[:, a], X_start[a], since[a], np.ones(T, bool),
+                                 (reading[:, a] != 0) | ~closed[:, a], approach=approach, still=still,
+                                 dwell_steps=dwell_steps)
+        while j is not None and j < T and reading[j, a] != -1:
+            closed[j, a] = False
+            j += 1
     return closed
 
 

@@ -171,16 +171,26 @@ class GripperStateEstimator:
 
     `last_reading` says what the last update's measurement alone read: True = closed (below the
     threshold), False = open, None = nothing measured.
+
+    `held_opening` is the finger opening (metres) at which a closed gripper holds an object now (the robot's own
+    finger measurement): until the gripper opens, the threshold is raised to the middle between it and fully
+    open where that is higher, so a wide object is not read as released (a 65 mm box was read at 72-76 mm,
+    across the 70 mm threshold, right after the grasp).
     """
 
-    def __init__(self, config: GripperStateConfig | None = None, closed: bool = False):
+    def __init__(self, config: GripperStateConfig | None = None, closed: bool = False,
+                 held_opening: float | None = None):
         self.config = config or GripperStateConfig()
-        self.reset(closed)
+        self.reset(closed, held_opening)
 
-    def reset(self, closed: bool = False) -> None:
+    def reset(self, closed: bool = False, held_opening: float | None = None) -> None:
         self.closed = closed
         self.last_reading: bool | None = None
         self._pending = 0  # measurements in a row calling for the other state
+        # metres added to the threshold while the gripper holds an object of known width
+        self._raise = 0.0
+        if closed and held_opening is not None and np.isfinite(held_opening):
+            self._raise = max(0.0, (float(held_opening) + MAX_OPENING) / 2 - self.config.closed_below_opening)
 
     def update(self, distance: float | None) -> bool:
         """Next state from a centroid distance (metres); an unmeasured step keeps the previous state."""
@@ -196,6 +206,7 @@ class GripperStateEstimator:
         if value is None or not np.isfinite(value):
             self.last_reading = None
             return self.closed
+        threshold += self._raise
         self.last_reading = bool(value < threshold)
         h = self.config.hysteresis
         if h == 0:
@@ -210,4 +221,5 @@ class GripperStateEstimator:
             self._pending += 1
             if self._pending >= self.config.confirm:
                 self.closed, self._pending = want, 0
+                self._raise = 0.0  # opened: the held object's width no longer applies
         return self.closed

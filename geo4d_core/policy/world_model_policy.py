@@ -67,7 +67,15 @@ class PolicyConfig:
     # A hand that approached and stopped while no view measured its fingers closes them
     # (ExtractionConfig.grasp_on_unseen_dwell: apple in a bowl seen from high cameras; oracle apple 5 -> 6/10,
     # spatula and cereal unchanged at 7/10 and 9/10); the approach may also have ended in the previous cycle
-    # (ApproachMemory, the policies keep it).
+    # (ApproachMemory, the policies keep it). Likewise a closed hand that advanced along its +z and stopped
+    # while no view measured its fingers opens them (ExtractionConfig.release_on_unseen_dwell: a box pushed
+    # under a shelf top, the fingers hidden by it; the advance may also lie in the last cycles), and a gripper
+    # holding a wide object reads open only past the middle between its measured opening and fully open
+    # (ConditionFrame.gripper_opening, from RobotState.gripper_width: the cereal box held at 65 mm was read at
+    # 72-76 mm right after the grasp and dropped back; oracle cereal seeds 8 and 14). With both, cereal 18/20.
+    # A floor of 0.66 instead of 0.6 was measured and not adopted (README, Table 2): it removed wrong fits
+    # under the shelf (0.61-0.65, 11-15 cm off) but also the first fits of a hand coming into view from a
+    # mostly hidden HOME (0.61-0.64), and three cereal trials never left HOME (15/20).
     # Unseen steps followed by a seen one are interpolated towards it instead of held
     # (ExtractionConfig.interpolate_gaps): a hand that enters the views late in the horizon (hidden at HOME,
     # lifted out of the frame) is otherwise reached in one step, the plan is cut at that speed violation and
@@ -77,7 +85,7 @@ class PolicyConfig:
     extraction: ExtractionConfig = field(default_factory=lambda: ExtractionConfig(
         icp=IcpTrackerConfig(register_guess_search=False, icp_distances=(0.01, 0.004)), min_confidence=0.6,
         gripper=GripperStateConfig(hysteresis=0.003, confirm=2), backdate_release=True,
-        grasp_on_unseen_dwell=True, interpolate_gaps=True))
+        grasp_on_unseen_dwell=True, interpolate_gaps=True, release_on_unseen_dwell=True))
     # Speed and workspace limits a plan must respect (robot base frame).
     limits: PlanLimits = field(default_factory=PlanLimits)
     # Hand-mask pixels must see depth within this distance of the hand model at the robot's pose, metres.
@@ -147,27 +155,34 @@ class PolicyOutput:
 
 def condition_frame(obs_n: Observation, state: RobotState, X_BC_n: np.ndarray, hand_model: HandModel, *,
                     depth_tolerance: float = MASK_DEPTH_TOLERANCE, dilate_px: int = MASK_DILATE_PX,
-                    X_BE_approach_from: np.ndarray | None = None) -> ConditionFrame:
+                    X_BE_approach_from: np.ndarray | None = None,
+                    X_BE_carry_from: np.ndarray | None = None) -> ConditionFrame:
     """The frame the tracker registers on: view n's observation with the robot's pose as guess and mask.
 
     `obs_n` must be at the resolution the views are tracked at (for predictions: `WorldModel.prepare`).
-    `X_BE_approach_from` (A, 4, 4), TCP poses in B (NaN rows: none), are where grasp inference counts the
-    approach from (`ApproachMemory`).
+    `X_BE_approach_from` (A, 4, 4) or (A, K, 4, 4), TCP poses in B (NaN: none), are where grasp inference also
+    counts the approach from, `X_BE_carry_from` likewise where release inference counts the advance from
+    (`ApproachMemory`).
     """
     pts, valid = depth_to_pointmap(np.asarray(obs_n.depth, dtype=np.float32), obs_n.K)
     X_CB = invert_pose(np.asarray(X_BC_n, dtype=np.float64))
     G_E = invert_pose(X_GE)
-    init, prev, masks, closed, since = {}, {}, {}, {}, {}
+    init, prev, masks, closed, since, carry = {}, {}, {}, {}, {}, {}
     for a, arm in enumerate(state.arms):
         init[arm] = X_CB @ state.X_BE[a] @ G_E
-        if X_BE_approach_from is not None and np.isfinite(X_BE_approach_from[a]).all():
-            since[arm] = X_CB @ np.asarray(X_BE_approach_from[a], dtype=np.float64) @ G_E
+        for given, out in ((X_BE_approach_from, since), (X_BE_carry_from, carry)):
+            if given is not None:
+                X = np.asarray(given[a], dtype=np.float64).reshape(-1, 4, 4)
+                X = X[np.isfinite(X).all(axis=(1, 2))]
+                if len(X):
+                    out[arm] = X_CB @ X @ G_E
         if state.X_BE_prev is not None:
             prev[arm] = X_CB @ state.X_BE_prev[a] @ G_E
         masks[arm] = project_hand_mask(hand_model, init[arm], obs_n.K, obs_n.depth, opening=state.opening(a),
                                        depth_tolerance=depth_tolerance, dilate_px=dilate_px)
         closed[arm] = bool(state.gripper_closed[a])
-    return ConditionFrame(pts, valid, masks, init, prev or None, closed, since or None)
+    opening = None if state.gripper_width is None else {arm: state.opening(a) for a, arm in enumerate(state.arms)}
+    return ConditionFrame(pts, valid, masks, init, prev or None, closed, since or None, carry or None, opening)
 
 
 def plan_from_frames(condition: ConditionFrame, views: Mapping[str, ViewSequence], X_BC_n: np.ndarray,
@@ -182,45 +197,70 @@ def plan_from_frames(condition: ConditionFrame, views: Mapping[str, ViewSequence
 
 def plan_from_prediction(obs_n: Observation, prediction: Prediction, state: RobotState, X_BC_n: np.ndarray,
                          config: PolicyConfig, *, hand_model: HandModel, trackers: dict | None = None,
-                         X_BE_approach_from: np.ndarray | None = None,
+                         X_BE_approach_from: np.ndarray | None = None, X_BE_carry_from: np.ndarray | None = None,
                          ) -> tuple[Plan, list[PlanViolation], ExtractionResult]:
     """Register on view n's observation (at the prediction's resolution) and extract the plan from both
-    predicted views (view m's points already in camera n's frame); `X_BE_approach_from` see `condition_frame`."""
+    predicted views (view m's points already in camera n's frame); `X_BE_approach_from`, `X_BE_carry_from` see
+    `condition_frame`."""
     cond = condition_frame(obs_n, state, X_BC_n, hand_model, depth_tolerance=config.mask_depth_tolerance,
-                           dilate_px=config.mask_dilate_px, X_BE_approach_from=X_BE_approach_from)
+                           dilate_px=config.mask_dilate_px, X_BE_approach_from=X_BE_approach_from,
+                           X_BE_carry_from=X_BE_carry_from)
     views = {"n": ViewSequence(prediction.points_n, prediction.valid_n),
              "m": ViewSequence(prediction.points_m_in_n, prediction.valid_m)}
     return plan_from_frames(cond, views, X_BC_n, state, config, hand_model=hand_model, trackers=trackers)
 
 
 class ApproachMemory:
-    """Where each arm's TCP was at the start of the previous planning cycle, while its gripper stayed open.
+    """Where each arm's TCP was at the starts of the last planning cycles while its gripper stayed as it is.
 
     Grasp inference (`ExtractionConfig.grasp_on_unseen_dwell`) closes a gripper whose fingers no view measures
-    when the hand approached and then stood still; a hand that arrived at the object at the end of the
-    previous cycle stands still from this cycle's first step, so the approach is counted from the previous
-    cycle's start. Only for arms whose gripper was open then, stayed open in that cycle's plan and is open
-    now (after a release the hand also stands still, and must not close again).
+    when the hand approached and then stood still; a hand that arrived at the object in an earlier cycle stands
+    still from this cycle's first step, so the approach is also counted from the last `cycles` cycle starts at
+    which the gripper was open, as it is now (`approach_from`). Release inference
+    (`ExtractionConfig.release_on_unseen_dwell`) likewise counts a closed hand's advance from the last starts at
+    which it was closed (`carry_from`). A change of the gripper's state forgets that arm's earlier starts (after
+    a release the hand also stands still and must not close again, after a grasp it must not open again).
+    Several starts, not only the last: a cycle whose plan was rejected or cut after a step starts again where
+    the previous one did.
     """
 
-    def __init__(self) -> None:
-        self._X_BE: np.ndarray | None = None  # (A, 4, 4) TCP poses in B at the last cycle's start, NaN: none
+    def __init__(self, cycles: int = 5) -> None:
+        if cycles < 1:
+            raise ValueError(f"ApproachMemory.cycles must be >= 1, got {cycles}")
+        self.cycles = int(cycles)  # how many cycle starts are kept
+        self._X_BE: list[np.ndarray] = []  # (A, 4, 4) TCP poses in B at the kept cycle starts, NaN: forgotten
+        self._closed: np.ndarray | None = None  # (A,) gripper closed at the last start
 
     def reset(self) -> None:
-        self._X_BE = None
+        self._X_BE = []
+        self._closed = None
 
-    def approach_from(self, state: RobotState) -> np.ndarray | None:
-        """(A, 4, 4) TCP poses in B to count the approach from (NaN rows: none), or None."""
-        if self._X_BE is None or self._X_BE.shape[0] != len(state.arms):
+    def _from(self, state: RobotState, closed: bool) -> np.ndarray | None:
+        if not self._X_BE or self._X_BE[0].shape[0] != len(state.arms):
             return None
-        out = self._X_BE.copy()
-        out[np.asarray(state.gripper_closed, bool)] = np.nan
+        out = np.stack(self._X_BE, axis=1)  # (A, K, 4, 4)
+        out[np.asarray(state.gripper_closed, bool) != closed] = np.nan
         return out
 
-    def update(self, state: RobotState, plan: Plan) -> None:
-        """Remember this cycle's start for the arms open now and throughout `plan`."""
-        keep = ~np.asarray(state.gripper_closed, bool) & ~np.asarray(plan.gripper_closed, bool).any(axis=0)
-        self._X_BE = np.where(keep[:, None, None], state.X_BE, np.nan)
+    def approach_from(self, state: RobotState) -> np.ndarray | None:
+        """(A, K, 4, 4) TCP poses in B to count a grasp's approach from (NaN: none), or None."""
+        return self._from(state, False)
+
+    def carry_from(self, state: RobotState) -> np.ndarray | None:
+        """(A, K, 4, 4) TCP poses in B to count a release's advance from (NaN: none), or None."""
+        return self._from(state, True)
+
+    def update(self, state: RobotState) -> None:
+        """Remember this cycle's start (call after `approach_from` / `carry_from` of the same cycle)."""
+        closed = np.asarray(state.gripper_closed, bool)
+        if self._closed is None or self._closed.shape != closed.shape:
+            self._X_BE = []
+        else:
+            changed = self._closed != closed
+            for X in self._X_BE:
+                X[changed] = np.nan
+        self._X_BE = (self._X_BE + [np.array(state.X_BE, dtype=np.float64)])[-self.cycles:]
+        self._closed = closed.copy()
 
 
 class WorldModelPolicy:
@@ -254,8 +294,9 @@ class WorldModelPolicy:
         plan, violations, result = plan_from_prediction(self.model.prepare(obs_n, "obs_n"), pred, state,
                                                         self.X_BC_n, cfg, hand_model=self.hand_model,
                                                         trackers=self._trackers,
-                                                        X_BE_approach_from=self._approach.approach_from(state))
-        self._approach.update(state, plan)
+                                                        X_BE_approach_from=self._approach.approach_from(state),
+                                                        X_BE_carry_from=self._approach.carry_from(state))
+        self._approach.update(state)
         t2 = time.perf_counter()
         self.cycle += 1
         return PolicyOutput(plan, violations, result, pred,

@@ -293,6 +293,41 @@ def test_a_grasp_with_hidden_fingers_is_closed_after_the_approach_and_dwell():
         ExtractionConfig(grasp_dwell_steps=0)
 
 
+def test_a_release_with_hidden_fingers_is_opened_after_the_advance_and_dwell():
+    from geo4d_core.action.extraction import open_on_unseen_dwell
+
+    ahead = [0.8, 0.0, 0.6]  # the hand's +z in camera n's frame (pushing a box under a shelf)
+    # 3 cm further along the hand's +z, then still (within 5 mm per step) for the rest of the steps
+    along = np.array([0.01, 0.02, 0.03, 0.031, 0.031, 0.031, 0.031, 0.031, 0.031])
+    X = _descent(along, ahead)
+    X_start = _descent([0.0], ahead)[0]
+    T = len(along)
+    kw = dict(approach=0.02, still=0.005, dwell_steps=3)
+    none = np.zeros((T, 1), np.int8)
+    closed = np.ones((T, 1), bool)
+    # still from step 3 (steps 3, 4, 5 moved 1, 0, 0 mm): open from step 3 on
+    assert list(open_on_unseen_dwell(X, closed.copy(), none, X_start, **kw)[:, 0]) == [True] * 3 + [False] * 6
+    # ... until the fingers read closed
+    reading = none.copy()
+    reading[7] = -1
+    assert list(open_on_unseen_dwell(X, closed.copy(), reading, X_start, **kw)[:, 0]) == \
+        [True] * 3 + [False] * 4 + [True] * 2
+    # not inferred: fingers measured before the dwell's end, a retreat (along -z) and dwell, an advance of less
+    # than `approach`, or a gripper already open
+    reading = none.copy()
+    reading[4] = -1
+    assert open_on_unseen_dwell(X, closed.copy(), reading, X_start, **kw).all()
+    assert open_on_unseen_dwell(_descent(-along, ahead), closed.copy(), none, X_start, **kw).all()
+    assert open_on_unseen_dwell(_descent(along / 2, ahead), closed.copy(), none, X_start, **kw).all()
+    assert not open_on_unseen_dwell(X, np.zeros((T, 1), bool), none, X_start, **kw).any()
+    # a hand that pushed the object home in the previous cycle and holds still (every step unseen, held at the
+    # registered pose) opens from step 0 when the advance is counted from where that cycle started
+    home = _descent([0.03], ahead)[0]
+    held = np.tile(home, (T, 1, 1, 1))
+    assert open_on_unseen_dwell(held, closed.copy(), none, home, **kw).all()
+    assert not open_on_unseen_dwell(held, closed.copy(), none, home, **kw, X_carry_from=X_start).any()
+
+
 def test_a_release_the_fingers_show_late_is_executed_when_the_hand_was_last_seen_closed(episode, hand_model):
     """The robot reports its gripper closed; the hand is unseen for three steps (under a shelf) and then seen
     open: the opening happened unseen, so the plan opens from the first step, not after the hidden steps."""
@@ -317,24 +352,51 @@ def test_a_release_the_fingers_show_late_is_executed_when_the_hand_was_last_seen
     assert list(full.gripper_closed[:, 0]) == [w < 0.07 for w in OPENINGS]
 
 
-def test_extraction_closes_a_gripper_whose_fingers_it_never_sees_after_an_approach_and_dwell(
-        hand_scene, hand_model, cameras):  # noqa: F811
+def _hidden_fingers(hand_scene, cameras, opening: float):  # noqa: F811
+    """A hand at `opening` that moves 3 cm along its +z in three steps, then stays still for five, rendered in
+    view n with its fingers never visible: (condition frame at the start, view n's frames, the true poses,
+    the rendered frames)."""
     from geo4d_core.action.render import LEFT_LABEL, RIGHT_LABEL
 
-    X_CW = invert_pose(cameras["n"])
-    X0 = X_CW @ trajectory()[3]
-    # 3 cm along the hand's +z in three steps, then still for five (fingers open, but never visible)
-    advance = [0.01, 0.02, 0.03, 0.03, 0.03, 0.03, 0.03, 0.03]
-    poses = [X0 @ make_pose(np.eye(3), [0.0, 0.0, d]) for d in advance]
-    pts0, valid0, labels0 = hand_scene.render(X0, 0.08)
-    frames = [hand_scene.render(X, 0.08) for X in poses]
-    hide = [(p, v & ~np.isin(lab, [LEFT_LABEL, RIGHT_LABEL])) for p, v, lab in frames]
-    seq = {"n": ViewSequence(np.stack([p for p, _ in hide]), np.stack([v for _, v in hide]))}
-    cond = ConditionFrame(pts0, valid0 & ~np.isin(labels0, [LEFT_LABEL, RIGHT_LABEL]),
-                          {"arm": labels0 == HAND_LABEL}, {"arm": X0})
+    X0 = invert_pose(cameras["n"]) @ trajectory()[3]
+    poses = [X0 @ make_pose(np.eye(3), [0.0, 0.0, d]) for d in [0.01, 0.02, 0.03, 0.03, 0.03, 0.03, 0.03, 0.03]]
+    frames = [hand_scene.render(X, opening) for X in [X0] + poses]
+    hidden = [(p, v & ~np.isin(lab, [LEFT_LABEL, RIGHT_LABEL]), lab) for p, v, lab in frames]
+    pts0, valid0, labels0 = hidden[0]
+    cond = ConditionFrame(pts0, valid0, {"arm": labels0 == HAND_LABEL}, {"arm": X0},
+                          gripper_closed={"arm": opening < 0.07})
+    seq = {"n": ViewSequence(np.stack([p for p, _, _ in hidden[1:]]), np.stack([v for _, v, _ in hidden[1:]]))}
+    return cond, seq, poses, hidden[1:]
+
+
+def test_extraction_closes_a_gripper_whose_fingers_it_never_sees_after_an_approach_and_dwell(
+        hand_scene, hand_model, cameras):  # noqa: F811
+    cond, seq, poses, _ = _hidden_fingers(hand_scene, cameras, 0.08)
     off = extract_trajectory(cond, seq, ExtractionConfig(views=("n",)), hand_model=hand_model)
     assert not off.gripper_closed.any() and not off.gripper_reading.any()  # nothing read, stays open
     assert np.median(translation_distance(off.X_CG[:, 0], np.stack(poses))) < 0.003
     on = extract_trajectory(cond, seq, ExtractionConfig(views=("n",), grasp_on_unseen_dwell=True),
                             hand_model=hand_model)
     assert list(on.gripper_closed[:, 0]) == [False] * 3 + [True] * 5  # from the first still step
+
+
+def test_extraction_opens_a_closed_gripper_whose_fingers_it_never_sees_after_an_advance_and_dwell(
+        hand_scene, hand_model, cameras):  # noqa: F811
+    cond, seq, poses, frames = _hidden_fingers(hand_scene, cameras, 0.0)
+    off = extract_trajectory(cond, seq, ExtractionConfig(views=("n",), grasp_on_unseen_dwell=True),
+                             hand_model=hand_model)
+    assert off.gripper_closed.all() and not off.gripper_reading.any()  # nothing read, stays closed
+    assert np.median(translation_distance(off.X_CG[:, 0], np.stack(poses))) < 0.003
+    on = extract_trajectory(cond, seq, ExtractionConfig(views=("n",), release_on_unseen_dwell=True),
+                            hand_model=hand_model)
+    assert list(on.gripper_closed[:, 0]) == [True] * 3 + [False] * 5  # from the first still step
+    # counted from an earlier pose 3 cm back, a hand that stands still from the start opens at once
+    pts3, valid3, labels3 = frames[-1]
+    still = {"n": ViewSequence(np.stack([pts3] * 8), np.stack([valid3] * 8))}
+    at_home = ConditionFrame(pts3, valid3, {"arm": labels3 == HAND_LABEL}, {"arm": poses[-1]},
+                             gripper_closed={"arm": True})
+    assert extract_trajectory(at_home, still, ExtractionConfig(views=("n",), release_on_unseen_dwell=True),
+                              hand_model=hand_model).gripper_closed.all()
+    at_home.X_CG_carry_from = {"arm": cond.X_CG_init["arm"]}
+    assert not extract_trajectory(at_home, still, ExtractionConfig(views=("n",), release_on_unseen_dwell=True),
+                                  hand_model=hand_model).gripper_closed.any()

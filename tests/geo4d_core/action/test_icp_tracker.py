@@ -235,6 +235,25 @@ def test_gripper_state_changes_only_on_confirmed_readings():
             GripperStateConfig(confirm=bad)
 
 
+def test_a_gripper_holding_a_wide_object_reads_open_only_past_the_middle_to_fully_open():
+    from geo4d_core.action.hand import MAX_OPENING
+
+    cfg = GripperStateConfig(hysteresis=0.003)
+    d = cfg.delta  # centroid distance at the 70 mm opening threshold
+    held = 0.066  # a box held at 66 mm: threshold (66 + 80) / 2 = 73 mm, open past 76 mm
+    est = GripperStateEstimator(cfg, closed=True, held_opening=held)
+    assert est.update(d + 0.0025) is True and est.last_reading is True  # 72.5 mm reads closed: the box
+    assert est.update(d + 0.005) is True  # 75 mm: inside the hysteresis band around 73 mm, still held
+    assert est.update(d + 0.0065) is False and est.last_reading is False  # 76.5 mm: released
+    # opened: the held width no longer applies, a later grasp and release use the 70 mm threshold again
+    assert est.update(d - 0.004) is True and est.update(d + 0.004) is False
+    # without the held width (or holding a thin object, or open) the threshold stays at 70 mm
+    for closed, w in ((True, None), (True, 0.02), (False, held)):
+        plain = GripperStateEstimator(cfg, closed=closed, held_opening=w)
+        assert plain.update(d + 0.004) is False and plain.last_reading is False
+    assert GripperStateEstimator(cfg, closed=True, held_opening=MAX_OPENING).update(d + 0.009) is True
+
+
 
 def test_finger_points_from_the_model_ignore_a_grasped_rod(hand_scene, hand_model, cameras):
     """A rod held across the closed fingers reaches far out along y: the outermost-points rule reads the

@@ -90,36 +90,64 @@ def test_world_model_policy_cycle(hand_scene, hand_model):
         RobotState(X_BE=np.eye(4)[None].repeat(2, 0), gripper_closed=np.array([False]))
 
 
-def _plan(closed: list[bool]) -> "Plan":
-    from geo4d_core.action.plan import Plan
-
-    T = len(closed)
-    return Plan(timestamps=0.1 * np.arange(1, T + 1), arms=("arm",), X_BE=np.tile(np.eye(4), (T, 1, 1, 1)),
-                gripper_closed=np.array(closed)[:, None], confidence=np.ones((T, 1)), source_view=np.full((T, 1), "n"))
-
-
-def test_approach_memory_keeps_the_last_cycle_start_while_the_gripper_stays_open(hand_scene, hand_model):
+def test_approach_memory_keeps_the_last_cycle_starts_while_the_gripper_stays_open(hand_scene, hand_model):
     from geo4d_core.policy import ApproachMemory
 
-    memory = ApproachMemory()
+    memory = ApproachMemory(cycles=2)
     above, at = _state(_X_WG(0)), _state(make_pose(R_DOWN, [0.45, -0.1, 0.30]))
     assert memory.approach_from(above) is None  # nothing remembered yet
-    memory.update(above, _plan([False] * 10))
-    np.testing.assert_array_equal(memory.approach_from(at), above.X_BE)
+    memory.update(above)
+    np.testing.assert_array_equal(memory.approach_from(at), above.X_BE[:, None])
+    # a cycle cut short starts again at the same place: the start before it is kept too, up to `cycles`
+    memory.update(at)
+    np.testing.assert_array_equal(memory.approach_from(at), np.stack([above.X_BE, at.X_BE], axis=1))
+    memory.update(at)
+    np.testing.assert_array_equal(memory.approach_from(at), np.stack([at.X_BE, at.X_BE], axis=1))
     # not while the gripper is closed now (after a grasp, a carry) ...
     assert np.isnan(memory.approach_from(_state(_X_WG(0), closed=True))).all()
-    # ... nor after a cycle whose plan closed it (a release stands still too and must not close again)
-    memory.update(above, _plan([False] * 5 + [True] * 5))
-    assert np.isnan(memory.approach_from(at)).all()
-    memory.update(above, _plan([False] * 10))
+    # ... nor from before it last changed (after a release the hand stands still too and must not close again)
+    memory.update(_state(_X_WG(0), closed=True))
+    memory.update(above)
+    K = memory.approach_from(at)
+    assert np.isnan(K[:, 0]).all() and np.array_equal(K[:, 1], above.X_BE)
     memory.reset()
     assert memory.approach_from(at) is None
+    with pytest.raises(ValueError, match="cycles"):
+        ApproachMemory(cycles=0)
+    memory.update(above)
     # the condition frame carries it into camera n's frame as the hand's pose (NaN rows: none)
     X_CW = invert_pose(X_WC)
     pts, valid, _ = hand_scene.render(X_CW @ _X_WG(0), 0.08, table_z_G=0.13)
     obs = Observation(np.zeros(valid.shape + (3,), np.uint8), np.where(valid, pts[..., 2], 0.0).astype(np.float32),
                       hand_scene.K)
-    cond = condition_frame(obs, at, X_WC, hand_model, X_BE_approach_from=above.X_BE)
-    np.testing.assert_allclose(cond.X_CG_approach_from["arm"], X_CW @ _X_WG(0), atol=1e-12)
+    cond = condition_frame(obs, at, X_WC, hand_model, X_BE_approach_from=memory.approach_from(at))
+    np.testing.assert_allclose(cond.X_CG_approach_from["arm"], (X_CW @ _X_WG(0))[None], atol=1e-12)
     none = condition_frame(obs, at, X_WC, hand_model, X_BE_approach_from=np.full((1, 4, 4), np.nan))
     assert none.X_CG_approach_from is None
+
+
+def test_approach_memory_keeps_the_last_cycle_starts_while_the_gripper_stays_closed(hand_scene, hand_model):
+    from geo4d_core.policy import ApproachMemory
+
+    memory = ApproachMemory()
+    front, home = _state(_X_WG(0), closed=True), _state(make_pose(R_DOWN, [0.45, -0.1, 0.30]), closed=True)
+    memory.update(front)
+    np.testing.assert_array_equal(memory.carry_from(home), front.X_BE[:, None])
+    assert np.isnan(memory.approach_from(home)).all()  # a closed cycle is no approach ...
+    assert np.isnan(memory.carry_from(_state(_X_WG(0)))).all()  # ... and no carry once the gripper is open
+    # after a grasp (open, then closed) the carry counts from the first closed start only
+    memory.reset()
+    memory.update(_state(_X_WG(0)))
+    memory.update(front)
+    K = memory.carry_from(home)
+    assert np.isnan(K[:, 0]).all() and np.array_equal(K[:, 1], front.X_BE)
+    X_CW = invert_pose(X_WC)
+    pts, valid, _ = hand_scene.render(X_CW @ _X_WG(0), 0.0, table_z_G=0.13)
+    obs = Observation(np.zeros(valid.shape + (3,), np.uint8), np.where(valid, pts[..., 2], 0.0).astype(np.float32),
+                      hand_scene.K)
+    cond = condition_frame(obs, home, X_WC, hand_model, X_BE_carry_from=K)  # NaN starts are left out
+    np.testing.assert_allclose(cond.X_CG_carry_from["arm"], (X_CW @ _X_WG(0))[None], atol=1e-12)
+    assert cond.X_CG_approach_from is None and cond.gripper_opening is None
+    # the robot's measured finger opening goes along (a held object's width, for the open / closed test)
+    holding = RobotState(X_BE=home.X_BE, gripper_closed=[True], gripper_width=[0.065])
+    assert condition_frame(obs, holding, X_WC, hand_model).gripper_opening == {"arm": 0.065}
