@@ -326,6 +326,10 @@ def test_a_release_with_hidden_fingers_is_opened_after_the_advance_and_dwell():
     held = np.tile(home, (T, 1, 1, 1))
     assert open_on_unseen_dwell(held, closed.copy(), none, home, **kw).all()
     assert not open_on_unseen_dwell(held, closed.copy(), none, home, **kw, X_carry_from=X_start).any()
+    # several earlier poses (the last cycle starts): the farthest back along the hand's +z counts
+    starts = np.stack([home[0], X_start[0]])[None]  # (A = 1, K = 2, 4, 4)
+    assert not open_on_unseen_dwell(held, closed.copy(), none, home, **kw, X_carry_from=starts).any()
+    assert open_on_unseen_dwell(held, closed.copy(), none, home, **kw, X_carry_from=starts[:, :1]).all()
 
 
 def test_a_release_the_fingers_show_late_is_executed_when_the_hand_was_last_seen_closed(episode, hand_model):
