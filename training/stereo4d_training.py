@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import time
@@ -166,6 +167,22 @@ def _step_generator(seed: int, step: int, micro: int, rank: int) -> torch.Genera
     return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, step, micro, rank]).generate_state(1)[0]))
 
 
+def tensor_digests(module: torch.nn.Module) -> dict[str, str]:
+    """sha256 of every state-dict tensor (dtype, shape and raw bytes), by name: equal digests = equal tensors."""
+    out = {}
+    for name, t in sorted(module.state_dict().items()):
+        t = t.detach().cpu().contiguous()
+        h = hashlib.sha256(f"{t.dtype} {tuple(t.shape)} ".encode())
+        h.update(memoryview(t.reshape(-1).view(torch.uint8).numpy()))
+        out[name] = h.hexdigest()
+    return out
+
+
+def combined_digest(digests: dict[str, str]) -> str:
+    """One sha256 over a `tensor_digests` result (names and per-tensor digests, sorted by name)."""
+    return hashlib.sha256("".join(f"{k}={v}\n" for k, v in sorted(digests.items())).encode()).hexdigest()
+
+
 # ---------------------------------------------------------------------------------------------- training
 def train(cfg: TrainConfig, *, resume: str | None = None, progress: bool = True) -> dict[str, Any]:
     """Train as configured (see module docstring); returns the run summary. Writes into cfg.output_dir:
@@ -174,7 +191,7 @@ def train(cfg: TrainConfig, *, resume: str | None = None, progress: bool = True)
     data_recipe.json and train_summary.json), latent_cache/ (when data.cache_latents).
     """
     from accelerate import Accelerator
-    from accelerate.utils import broadcast
+    from accelerate.utils import broadcast, gather_object
     from diffusers.training_utils import EMAModel
 
     if cfg.threads:
@@ -299,11 +316,13 @@ def train(cfg: TrainConfig, *, resume: str | None = None, progress: bool = True)
     train_seconds = seconds()
     write_checkpoint(step, train_seconds)
 
-    # DDP keeps the replicas identical; check it (a cheap checksum of every process's weights).
+    # DDP keeps the replicas identical; check it exactly: every process hashes the bytes of every tensor of
+    # its U-Net state dict, and the per-tensor hashes of all processes are compared.
     net = accelerator.unwrap_model(module).unet
-    checksum = torch.tensor([float(sum(p.detach().double().sum() for p in net.parameters()))],
-                            dtype=torch.float64, device=accelerator.device)
-    replica_checksums = [float(x) for x in accelerator.gather(checksum).cpu()]
+    digests = tensor_digests(net)
+    replica_digests = gather_object([digests]) if world > 1 else [digests]
+    replica_sha256 = [combined_digest(d) for d in replica_digests]
+    mismatched = [k for k in sorted(set().union(*replica_digests)) if len({d.get(k) for d in replica_digests}) > 1]
     summary: dict[str, Any] = {}
     if main:
         if ema is not None:
@@ -319,7 +338,8 @@ def train(cfg: TrainConfig, *, resume: str | None = None, progress: bool = True)
             "stopped_by_time_limit": stopped_by_time,
             "train_seconds": round(train_seconds, 1),
             "processes": world,
-            "replica_checksums": replica_checksums,
+            "replica_sha256": replica_sha256,
+            "replica_mismatched_tensors": mismatched,
             "samples_seen": step * o.batch_size,
             "final_losses": last,
             "data_seconds_per_step": data_time / max(len(history), 1),

@@ -1,6 +1,6 @@
 """Train the stereo 4D world model (the paper's joint RGB + pointmap diffusion loss over two views).
 
-    # CPU: the committed small model (see training/README.md for the full recipe)
+    # CPU: the committed tiny model (models/spatula_tiny; its exact recipe is in models/README.md)
     python training/train_stereo4d.py --config training/configs/spatula_tiny.yaml
 
     # GPU servers, several GPUs / nodes through accelerate (DDP, mixed precision):
@@ -11,13 +11,15 @@
     python training/train_stereo4d.py --config ... --resume latest
 
 Settings are `training/config.py::TrainConfig` fields: YAML via --config, then key=value overrides
-(e.g. `optim.lr=1e-4 max_steps=2000 model.mv_attention=false`). Bad values are reported before any work.
+(e.g. `max_steps=2000 max_minutes=null model.mv_attention=false`). Bad values are reported before any work.
+After `--resume`, a `key=value` that is not an existing path is an override, not a checkpoint.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -27,15 +29,36 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 from training.config import ConfigError, TrainConfig, load_config  # noqa: E402
 
 
-def main(argv: list[str] | None = None) -> int:
+_OVERRIDE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*=")  # `key.sub=value`, as opposed to a checkpoint path
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command line -> Namespace(config, overrides, resume, quiet). Overrides may come before or after --resume.
+
+    `--resume` takes an optional value, so in `--resume max_steps=10` argparse would read the override as a
+    checkpoint path: a value of the form `key=value` that is not an existing path is an override, and
+    `--resume` alone means `latest`.
+    """
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     ap.add_argument("--config", type=Path, help="YAML file of TrainConfig fields")
-    ap.add_argument("overrides", nargs="*", help="key=value overrides, e.g. optim.lr=1e-4 max_steps=500")
+    ap.add_argument("overrides", nargs="*", help="key=value overrides, e.g. max_steps=530 max_minutes=null")
     ap.add_argument("--resume", nargs="?", const="latest", default=None,
-                    help="resume from a checkpoint folder, or 'latest' (default when the flag has no value)")
+                    help="resume from a checkpoint folder, or 'latest' (default when the flag has no value; "
+                         "a following key=value that is not an existing path is an override)")
     ap.add_argument("--quiet", action="store_true", help="no progress bar")
-    args = ap.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    for i, tok in enumerate(argv[:-1]):
+        if tok == "--":
+            break
+        if tok == "--resume" and _OVERRIDE.match(argv[i + 1]) and not Path(argv[i + 1]).exists():
+            argv.insert(i + 1, "latest")
+            break
+    return ap.parse_intermixed_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     try:
         cfg = load_config(TrainConfig, args.config, args.overrides)
     except ConfigError as e:

@@ -19,9 +19,10 @@ from safetensors.torch import load_file
 import training.checkpointing as checkpointing
 from geo4d_core.model.world_model import WorldModel
 from training.checkpointing import latest_checkpoint, list_checkpoints
-from training.config import ConfigError, TrainConfig, load_config
-from training.stereo4d_training import StepBatchSampler, build_world_model, checkpoint_steps, train
-from training.train_stereo4d import main
+from training.config import ConfigError, TrainConfig, config_to_dict, load_config
+from training.stereo4d_training import (StepBatchSampler, build_world_model, checkpoint_steps, combined_digest,
+                                        tensor_digests, train)
+from training.train_stereo4d import main, parse_args
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -135,6 +136,42 @@ def test_config_yaml_files_load():
         1e-6, (0.95, 0.999), 1e-8, 1e-6, 4)
 
 
+@pytest.mark.parametrize("name", ["spatula_tiny", "spatula_tiny_no_mv"])
+def test_committed_model_configs_are_the_yaml_files(name):
+    """configs/<name>.yaml is the configuration models/<name> was trained with, apart from the run's folders."""
+    used = json.loads((REPO / "models" / name / "train_summary.json").read_text())["config"]
+    cfg = config_to_dict(load_config(TrainConfig, REPO / "training" / "configs" / f"{name}.yaml",
+                                     ["model.vae_dir=null"]))
+    for c in (used, cfg):  # machine-specific folders
+        c.pop("output_dir")
+        for key in ("root", "cache_dir"):
+            c["data"].pop(key)
+        c["model"].pop("vae_dir")
+    assert cfg == used
+
+
+@pytest.mark.parametrize("argv, resume, overrides", [
+    (["--config", "c.yaml", "--resume", "max_steps=10"], "latest", ["max_steps=10"]),
+    (["--resume", "max_steps=10", "max_minutes=null"], "latest", ["max_steps=10", "max_minutes=null"]),
+    (["optim.lr=1e-3", "--resume", "max_steps=10", "--quiet"], "latest", ["optim.lr=1e-3", "max_steps=10"]),
+    (["max_steps=10", "--resume"], "latest", ["max_steps=10"]),
+    (["--resume", "latest", "max_steps=10"], "latest", ["max_steps=10"]),
+    (["--resume", "runs/x/checkpoints/step_0000010", "max_steps=20"], "runs/x/checkpoints/step_0000010",
+     ["max_steps=20"]),
+    (["--config", "c.yaml", "max_steps=10"], None, ["max_steps=10"]),
+])
+def test_resume_followed_by_an_override_is_not_a_checkpoint_path(argv, resume, overrides):
+    args = parse_args(argv)
+    assert (args.resume, args.overrides) == (resume, overrides)
+
+
+def test_resume_value_that_is_an_existing_path_stays_a_path(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("max_steps=10").mkdir()  # an odd but existing checkpoint folder name
+    args = parse_args(["--resume", "max_steps=10", "max_minutes=null"])
+    assert (args.resume, args.overrides) == ("max_steps=10", ["max_minutes=null"])
+
+
 def test_missing_dataset_is_a_clear_error(tmp_path, capsys):
     rc = main([f"data.root={tmp_path / 'nope'}", f"output_dir={tmp_path / 'run'}", "--quiet"])
     assert rc == 2
@@ -196,11 +233,16 @@ def test_accelerate_launch_two_cpu_processes_trains_ddp_with_identical_replicas(
     assert proc.returncode == 0, stderr[-3000:]
     summary = json.loads((out / "model" / "train_summary.json").read_text())
     assert summary["processes"] == 2 and summary["steps"] == 2
-    sums = summary["replica_checksums"]
-    assert len(sums) == 2 and sums[0] == sums[1]
-    fresh = build_world_model(load_config(TrainConfig, None, [f"data.root={tiny_dataset}", "model.height=64",
-                                                              "model.width=80"]))
-    assert sum(float(p.detach().double().sum()) for p in fresh.unet.parameters()) != sums[0]  # it trained
+    # Every tensor of both processes' final U-Nets hashed byte for byte: identical replicas, equal to the
+    # saved model (no EMA here), and different from the initial weights.
+    assert summary["replica_mismatched_tensors"] == []
+    digests = summary["replica_sha256"]
+    assert len(digests) == 2 and digests[0] == digests[1]
+    saved = tensor_digests(WorldModel.from_pretrained(out / "model").unet)
+    assert combined_digest(saved) == digests[0]
+    fresh = tensor_digests(build_world_model(load_config(TrainConfig, None, [
+        f"data.root={tiny_dataset}", "model.height=64", "model.width=80"])).unet)
+    assert fresh.keys() == saved.keys() and combined_digest(fresh) != digests[0]  # it trained
 
 
 def test_rgb_only_variant_trains_without_pointmap_loss(tmp_path, train_overrides):
