@@ -83,7 +83,7 @@ class ModelConfig:
 class OptimConfig:
     """AdamW settings; defaults are the paper's for fine-tuning SVD."""
 
-    # Learning rate (paper: 1e-6 when fine-tuning SVD; 1e-4 for small models from scratch).
+    # Learning rate (paper: 1e-6 when fine-tuning SVD; 2e-4 for the tiny models from scratch, spatula_tiny.yaml).
     lr: float = 1e-6
     # AdamW betas.
     betas: tuple[float, float] = (0.95, 0.999)

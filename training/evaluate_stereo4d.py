@@ -1,8 +1,8 @@
 """Evaluate stereo 4D world-model checkpoints on held-out camera views (the paper's Table 1).
 
-    python training/evaluate_stereo4d.py --checkpoint models/spatula_small --data data/spatula \
-        [--checkpoint models/spatula_no_mv --name ours --name "w/o MV attn"] \
-        [--episodes episode_000040.zarr ...] [--pairs 4] [--times 3] [--steps 25] [--seed 0] \
+    python training/evaluate_stereo4d.py --checkpoint models/spatula_tiny --data data/spatula \
+        [--checkpoint models/spatula_tiny_no_mv --name ours --name "w/o MV attn"] \
+        [--episodes episode_000005.zarr ...] [--pairs 4] [--times 3] [--steps 25] [--seed 0] \
         [--cameras test] [--device cpu] [--out results.json] [--markdown table.md]
 
 For every checkpoint: the held-out episodes are `--episodes` (folder names under `--data`) when given,
