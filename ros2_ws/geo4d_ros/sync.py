@@ -25,10 +25,14 @@ Policy ("always the newest synchronized set"):
 
   Invariant per stream: received = emitted-in-sets + dropped (all reasons) + pending.
 
+  With ``on_drop``, every dropped message is also described by a `SyncDrop` (its stream, stamp, reason
+  and the stamp nearest to it on each other stream), so a node can report *why* stamps never pair
+  (e.g. one camera 0.5 s behind the other) instead of only counting.
+
 The "can exist any more" test assumes each stream arrives in stamp order (true for a camera driver);
 an out-of-order message is still accepted and placed by its stamp.
 
-Thread-safe: all state changes happen under one lock; the optional callback runs after the lock is
+Thread-safe: all state changes happen under one lock; the optional callbacks run after the lock is
 released, in the pushing thread (with several pushing threads, callbacks may run concurrently and out
 of order; `latest()` always returns the newest set).
 """
@@ -38,11 +42,11 @@ from __future__ import annotations
 import bisect
 import math
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DROP_REASONS", "ApproximateTimeSync", "SyncSet", "SyncStats"]
+__all__ = ["DROP_REASONS", "ApproximateTimeSync", "SyncDrop", "SyncSet", "SyncStats"]
 
 DROP_REASONS: tuple[str, ...] = ("superseded", "queue_overflow", "no_match_within_slop", "reset")
 
@@ -67,6 +71,52 @@ class SyncSet:
 
     def __getitem__(self, stream: str) -> Any:
         return self.messages[stream]
+
+
+@dataclass(frozen=True)
+class SyncDrop:
+    """One dropped message and what it lacked (passed to `on_drop`)."""
+
+    stream: str  # the stream the message came from
+    stamp: float  # its header stamp, seconds
+    reason: str  # one of DROP_REASONS
+    nearest: dict[str, float | None]  # each other stream -> its stamp nearest to `stamp` (queued or newest received); None = nothing received
+    slop: float  # the synchroniser's slop, seconds
+    queue_size: int  # the synchroniser's queue size per stream
+
+    def missing(self) -> list[str]:
+        """The other streams without a message within slop of `stamp` (all other streams if none is)."""
+        out = [o for o, t in self.nearest.items() if t is None or abs(t - self.stamp) > self.slop]
+        return out or list(self.nearest)
+
+    def describe(self, names: Mapping[str, str] | None = None, hint: str | None = None) -> str:
+        """A one-line explanation; `names` maps stream names to what to call them (e.g. topics); `hint`
+        replaces the default advice at the end (e.g. when the caller knows the partner was unusable)."""
+        name = (lambda s: names.get(s, s)) if names is not None else (lambda s: s)
+
+        def partners() -> str:
+            parts = []
+            for o in self.missing():
+                t = self.nearest[o]
+                if t is None:
+                    parts.append(f"{name(o)} (nothing received yet)")
+                else:
+                    d = t - self.stamp
+                    parts.append(f"{name(o)} (nearest {t:.3f} s, {abs(d):.3f} s {'later' if d > 0 else 'earlier'})")
+            return "; ".join(parts)
+
+        head = f"frame stamped {self.stamp:.3f} s dropped"
+        if self.reason == "no_match_within_slop":
+            hint = hint or "check the cameras' clocks and stamps (or raise the 'slop' parameter)"
+            return f"{head}: it never paired, no frame within slop {self.slop:.3f} s on {partners()}; {hint}"
+        if self.reason == "queue_overflow":
+            hint = hint or "is that stream publishing?"
+            return (f"{head}: queue of {self.queue_size} frames waiting for partners is full, no frame within slop "
+                    f"{self.slop:.3f} s on {partners()}; {hint}")
+        tail = f"; {hint}" if hint else ""
+        if self.reason == "superseded":
+            return f"{head}: a newer synchronized set was emitted instead{tail}"
+        return f"{head}: {self.reason}{tail}"
 
 
 @dataclass(frozen=True)
@@ -105,6 +155,8 @@ class ApproximateTimeSync:
         slop: the largest allowed max - min of the stamps in a set, seconds (>= 0).
         queue_size: messages kept per stream while waiting for partners (>= 1).
         callback: called with each emitted SyncSet (outside the lock, in the pushing thread).
+        on_drop: called with a `SyncDrop` for each dropped message (outside the lock, in the pushing
+            thread, or in the thread calling `reset()`).
     """
 
     def __init__(
@@ -113,6 +165,7 @@ class ApproximateTimeSync:
         slop: float,
         queue_size: int = 10,
         callback: Callable[[SyncSet], None] | None = None,
+        on_drop: Callable[[SyncDrop], None] | None = None,
     ) -> None:
         names = list(streams)
         if not names:
@@ -127,6 +180,8 @@ class ApproximateTimeSync:
         self.slop = float(slop)
         self.queue_size = int(queue_size)
         self.callback = callback
+        self.on_drop = on_drop
+        self._drops: list[SyncDrop] = []  # described drops of the current push, reported after the lock
         self._lock = threading.Lock()
         self._stamps: dict[str, list[float]] = {s: [] for s in names}  # sorted stamps of queued messages
         self._msgs: dict[str, list[Any]] = {s: [] for s in names}  # messages, parallel to _stamps
@@ -151,6 +206,8 @@ class ApproximateTimeSync:
             raise ValueError(f"stamp of stream {stream!r} must be finite, got {stamp}")
         with self._lock:
             out = self._push_locked(stream, stamp, msg)
+            drops, self._drops = self._drops, []
+        self._report(drops)
         if out is not None and self.callback is not None:
             self.callback(out)
         return out
@@ -176,24 +233,49 @@ class ApproximateTimeSync:
         e.g. after the clock jumped back (simulation restart, bag loop). Counters and latest() stay."""
         with self._lock:
             for s in self.streams:
-                self._dropped[s]["reset"] += len(self._stamps[s])
+                for t in self._stamps[s]:
+                    self._count_drop(s, t, "reset")
+            for s in self.streams:
                 self._stamps[s].clear()
                 self._msgs[s].clear()
                 self._newest[s] = None
                 self._last_emitted[s] = None
+            drops, self._drops = self._drops, []
+        self._report(drops)
 
     # ----------------------------------------------------------------------------------- internals
 
+    def _report(self, drops: list[SyncDrop]) -> None:
+        if self.on_drop is not None:
+            for drop in drops:
+                self.on_drop(drop)
+
+    def _nearest(self, stream: str, t: float) -> float | None:
+        """The stamp of `stream` nearest to t among its queued messages and its newest one."""
+        q = self._stamps[stream]
+        j = bisect.bisect_left(q, t)
+        candidates = q[max(j - 1, 0) : j + 1]
+        if self._newest[stream] is not None:
+            candidates.append(self._newest[stream])
+        return min(candidates, key=lambda c: abs(c - t), default=None)
+
+    def _count_drop(self, stream: str, stamp: float, reason: str) -> None:
+        """Count a dropped message (call before removing it) and describe it when someone listens."""
+        self._dropped[stream][reason] += 1
+        if self.on_drop is not None:
+            nearest = {o: self._nearest(o, stamp) for o in self.streams if o != stream}
+            self._drops.append(SyncDrop(stream, stamp, reason, nearest, self.slop, self.queue_size))
+
     def _drop(self, stream: str, index: int, reason: str) -> None:
+        self._count_drop(stream, self._stamps[stream][index], reason)
         del self._stamps[stream][index]
         del self._msgs[stream][index]
-        self._dropped[stream][reason] += 1
 
     def _push_locked(self, stream: str, stamp: float, msg: Any) -> SyncSet | None:
         self._received[stream] += 1
         last = self._last_emitted[stream]
         if last is not None and stamp <= last:
-            self._dropped[stream]["superseded"] += 1  # a set at least this new was already emitted
+            self._count_drop(stream, stamp, "superseded")  # a set at least this new was already emitted
             return None
         newest = self._newest[stream]
         self._newest[stream] = stamp if newest is None else max(newest, stamp)
@@ -253,7 +335,7 @@ class ApproximateTimeSync:
         messages = {s: self._msgs[s][j] for s, j in chosen.items()}
         stamps = {s: self._stamps[s][j] for s, j in chosen.items()}
         for s, k, reason in drops:
-            self._dropped[s][reason] += 1
+            self._count_drop(s, self._stamps[s][k], reason)
         for s, j in chosen.items():
             del self._stamps[s][: j + 1]
             del self._msgs[s][: j + 1]

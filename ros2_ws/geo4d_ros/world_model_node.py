@@ -13,7 +13,8 @@ point clouds (camera n's frame) and colour images, and a JSON status.
 Threads: subscription callbacks only decode and queue (no model work); the four image streams are paired
 by approximate time (`geo4d_ros.sync`); a worker thread runs one planning cycle at a time, always on the
 newest pair, so a slow model skips stale pairs instead of queueing them. Every bad input is counted and
-logged rate-limited (`geo4d_ros.problems`), and the node keeps serving.
+logged rate-limited (`geo4d_ros.problems`), frames whose stamps never pair included, and the node keeps
+serving.
 
 Calibration: camera n's extrinsic X_BC_n is the `camera_n_extrinsic` parameter, or, with
 `camera_n_extrinsic_source: tf`, the newest `base_frame` <- `camera_n_frame` transform from tf2_ros,
@@ -60,11 +61,14 @@ from geo4d_ros.conversions import (
 )
 from geo4d_ros.params import NODE_NAME, ParamsError, WorldModelNodeParams
 from geo4d_ros.problems import ProblemLog
-from geo4d_ros.sync import ApproximateTimeSync, SyncSet
+from geo4d_ros.sync import ApproximateTimeSync, SyncDrop, SyncSet
 
 __all__ = ["WorldModelNode", "main", "truncate_plan", "SENSOR_QOS"]
 
 STREAMS = ("color_n", "depth_n", "color_m", "depth_m")
+# Synchroniser drops that mean bad input (stamps that never pair, a stream that stopped): reported as problems
+# of the dropped frame's topic. "superseded" (a newer pair won) and "reset" are only counted.
+REPORTED_DROPS = ("no_match_within_slop", "queue_overflow")
 # Best effort, keep the newest few: matches both reliable and best-effort camera publishers.
 SENSOR_QOS = QoSProfile(depth=5, reliability=QoSReliabilityPolicy.BEST_EFFORT, history=QoSHistoryPolicy.KEEP_LAST)
 RELIABLE_QOS = QoSProfile(depth=10, reliability=QoSReliabilityPolicy.RELIABLE, history=QoSHistoryPolicy.KEEP_LAST)
@@ -124,11 +128,13 @@ class WorldModelNode(Node):
             raise
         p = self.params
         self.problems = ProblemLog(self.get_logger().error, p.error_log_period)
-        self.sync = ApproximateTimeSync(STREAMS, p.slop, p.queue_size, callback=self._on_pair)
         self._topics = {"color_n": p.color_n_topic, "depth_n": p.depth_n_topic, "color_m": p.color_m_topic,
                         "depth_m": p.depth_m_topic}
+        self.sync = ApproximateTimeSync(STREAMS, p.slop, p.queue_size, callback=self._on_pair,
+                                        on_drop=self._on_sync_drop)
         self._info_topics = {"n": p.info_n_topic, "m": p.info_m_topic}
         self._infos: dict[str, _CameraInfo] = {}
+        self._undecodable: dict[str, float] = {}  # stream -> stamp of its latest frame that failed to decode
         self._state: _RobotState | None = None
         self._opening: dict[str, float] = {}
         self._lock = threading.Lock()
@@ -239,11 +245,12 @@ class WorldModelNode(Node):
     def _on_image(self, stream: str, msg: Image) -> None:
         self._count("received", stream)
         topic = self._topics[stream]
+        stamp = stamp_to_seconds(msg.header.stamp)
         try:
             pixels = image_to_rgb(msg) if stream.startswith("color") else image_to_depth(msg)
-            stamp = stamp_to_seconds(msg.header.stamp)
         except ConversionError as exc:
             self._count("decode_errors", stream)
+            self._undecodable[stream] = stamp
             self.problems.report(topic, "bad_image", str(exc))
             return
         self.sync.push(stream, stamp, pixels)
@@ -286,6 +293,18 @@ class WorldModelNode(Node):
     def _on_pair(self, pair: SyncSet) -> None:
         with self._wake:
             self._wake.notify()
+
+    def _on_sync_drop(self, drop: SyncDrop) -> None:
+        """A frame the synchroniser gave up on: report never-pairing stamps and full queues, naming the
+        frame's topic and the topics that had no frame within `slop` of it."""
+        if drop.reason not in REPORTED_DROPS:
+            return
+        hint = None
+        bad = [s for s in drop.missing() if abs(self._undecodable.get(s, np.inf) - drop.stamp) <= drop.slop]
+        if bad:  # its partner did arrive, but could not be decoded
+            partners = " and ".join(f"{self._topics[s]} at {self._undecodable[s]:.3f} s" for s in bad)
+            hint = f"its partner on {partners} failed to decode (bad_image)"
+        self.problems.report(self._topics[drop.stream], drop.reason, drop.describe(self._topics, hint))
 
     # ------------------------------------------------------------------ planning
     def _work(self) -> None:

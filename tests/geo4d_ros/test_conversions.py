@@ -4,6 +4,7 @@ Image published by a real rclpy publisher arriving bit-exact on loopback."""
 from __future__ import annotations
 
 import math
+import os
 import time
 
 import numpy as np
@@ -373,7 +374,7 @@ def test_gripper_joint_state():
 
 
 def test_image_published_over_loopback_arrives_bit_exact(monkeypatch, tmp_path):
-    for key, value in apply_loopback_env({}, domain_id=73, log_dir=str(tmp_path)).items():
+    for key, value in apply_loopback_env({}, domain_id=100 + os.getpid() % 100, log_dir=str(tmp_path)).items():
         monkeypatch.setenv(key, value)
     import rclpy
     from rclpy.executors import SingleThreadedExecutor

@@ -1,5 +1,7 @@
 """The loopback-only ROS environment, and a real rclpy round trip under it."""
 
+import os
+
 import pytest
 
 from geo4d_ros.env import apply_loopback_env
@@ -14,7 +16,7 @@ def test_apply_loopback_env_sets_discovery_range_domain_and_logs(tmp_path):
 
 
 def test_rclpy_publish_subscribe_on_loopback(monkeypatch, tmp_path):
-    for key, value in apply_loopback_env({}, domain_id=61, log_dir=str(tmp_path)).items():
+    for key, value in apply_loopback_env({}, domain_id=100 + os.getpid() % 100, log_dir=str(tmp_path)).items():
         monkeypatch.setenv(key, value)
     import rclpy
     from rclpy.executors import SingleThreadedExecutor

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import random
 import sys
 import threading
+from collections import Counter
 
 import pytest
 
-from geo4d_ros.sync import DROP_REASONS, ApproximateTimeSync, SyncSet
+from geo4d_ros.sync import DROP_REASONS, ApproximateTimeSync, SyncDrop, SyncSet
 
 FOUR = ("color_n", "depth_n", "color_m", "depth_m")
 
@@ -186,6 +188,55 @@ def test_reset_after_clock_jump_back():
     assert sync.stats().dropped["a"]["reset"] == 1 and sync.stats().pending == {"a": 0, "b": 0}
     sync.push("a", 0.1, 4)
     assert sync.push("b", 0.1, 4) is not None
+    _check_accounting(sync)
+
+
+def test_on_drop_says_which_stream_had_no_frame_within_slop():
+    drops: list[SyncDrop] = []
+    sync = ApproximateTimeSync(("color", "depth"), slop=0.01, on_drop=drops.append)
+    sync.push("color", 6.0, "c6")
+    assert sync.push("depth", 6.5, "d6") is None  # depth is 0.5 s behind: color@6 can never pair now
+    assert [(d.stream, d.stamp, d.reason) for d in drops] == [("color", 6.0, "no_match_within_slop")]
+    assert drops[0].nearest == {"depth": 6.5} and drops[0].missing() == ["depth"]
+    assert drops[0].describe({"color": "/cam/color", "depth": "/cam/depth"}) == (
+        "frame stamped 6.000 s dropped: it never paired, no frame within slop 0.010 s on /cam/depth (nearest "
+        "6.500 s, 0.500 s later); check the cameras' clocks and stamps (or raise the 'slop' parameter)")
+    assert drops[0].describe(hint="its partner failed to decode").endswith("0.500 s later); its partner failed to decode")
+
+    # A silent stream: the full queue names every stream that sent nothing within slop.
+    drops.clear()
+    sync = ApproximateTimeSync(FOUR, slop=0.01, queue_size=3, on_drop=drops.append)
+    sync.push("depth_n", 0.0, "dn")
+    for k in range(4):
+        sync.push("color_n", 0.1 * k, k)
+    assert [(d.stream, d.stamp, d.reason) for d in drops] == [("color_n", 0.0, "queue_overflow")]
+    assert drops[0].missing() == ["color_m", "depth_m"]  # depth_n has a frame at the same stamp
+    assert drops[0].describe() == (
+        "frame stamped 0.000 s dropped: queue of 3 frames waiting for partners is full, no frame within slop "
+        "0.010 s on color_m (nothing received yet); depth_m (nothing received yet); is that stream publishing?")
+
+
+def test_on_drop_reports_each_counted_drop_once():
+    """Jitter, lost frames, late frames, a silent stream and a reset: the described drops are exactly the
+    counted ones, for every reason."""
+    drops: list[SyncDrop] = []
+    sync = ApproximateTimeSync(("a", "b", "c"), slop=0.01, queue_size=4, on_drop=drops.append)
+    rng = random.Random(3)
+    for k in range(300):
+        if k == 150:
+            sync.reset()
+        for s in ("a", "b", "c"):
+            if rng.random() < 0.1 or (s == "c" and 200 <= k < 220):
+                continue  # lost by the driver, or c stopped for a while
+            sync.push(s, 0.033 * k + rng.uniform(-0.004, 0.004), (s, k))
+        if k % 37 == 5:
+            sync.push("a", 0.033 * (k - 3), "late")
+    st = sync.stats()
+    assert st.emitted > 150
+    described = Counter((d.stream, d.reason) for d in drops)
+    assert described == Counter({(s, r): n for s, by in st.dropped.items() for r, n in by.items() if n})
+    assert {r for _, r in described} == set(DROP_REASONS), described
+    assert all(set(d.nearest) == set("abc") - {d.stream} for d in drops)
     _check_accounting(sync)
 
 

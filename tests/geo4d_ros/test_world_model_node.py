@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import sys
 import types
 from pathlib import Path
@@ -156,7 +157,7 @@ def test_published_plan_matches_the_core_pipeline(make_rig, sim_frame, model, ex
 
 def test_every_bad_input_is_reported_and_the_node_keeps_serving(make_rig, sim_frame, model):
     frame, X_BC_n = sim_frame
-    rig = make_rig(_params(X_BC_n, sampler_steps=2, slop=0.01, **LOOSE), model)
+    rig = make_rig(_params(X_BC_n, sampler_steps=2, slop=0.01, queue_size=3, **LOOSE), model)
     wm, p = rig.wm, rig.wm.params
     n, m = frame.obs_n, frame.obs_m
     H, W = n.depth.shape
@@ -176,6 +177,20 @@ def test_every_bad_input_is_reported_and_the_node_keeps_serving(make_rig, sim_fr
     rig.publish_images("n", bad, n.depth, 2.0)
     rig.wait(count(p.color_n_topic, "bad_image"), "bad encoding report")
     assert "mono8" in wm.problems.get(p.color_n_topic, "bad_image").last_message
+
+    # Wrong encoding of a depth image: mono8 on camera m's depth topic.
+    bad = depth_to_image(m.depth, 2.5, "m", "32FC1")
+    bad.encoding, bad.step, bad.data = "mono8", W, bytes(H * W)
+    rig.publish_images("n", n.rgb, n.depth, 2.5)
+    rig.publish_images("m", m.rgb, bad, 2.5)
+    rig.wait(count(p.depth_m_topic, "bad_image"), "bad depth encoding report")
+    assert "mono8" in wm.problems.get(p.depth_m_topic, "bad_image").last_message
+    assert wm.problems.count(p.depth_m_topic, "bad_image") == 1 and wm.counters["decode_errors"]["depth_m"] == 1
+    # Camera n's depth at 2.0 s lost its colour frame to the bad encoding: it never pairs, and the report says why.
+    rig.wait(count(p.depth_n_topic, "no_match_within_slop"), "the orphaned depth frame's report")
+    orphan = wm.problems.get(p.depth_n_topic, "no_match_within_slop").last_message
+    assert orphan.startswith("frame stamped 2.000 s dropped: it never paired"), orphan
+    assert f"its partner on {p.color_n_topic} at 2.000 s failed to decode (bad_image)" in orphan, orphan
 
     # camera_info arrives now; then a depth image smaller than its colour image.
     for cam, obs in (("n", n), ("m", m)):
@@ -201,12 +216,29 @@ def test_every_bad_input_is_reported_and_the_node_keeps_serving(make_rig, sim_fr
     rig.publish_images("m", m.rgb, m.depth, 5.0)
     rig.wait(lambda: wm.problems.count(p.depth_n_topic, "too_little_depth") >= 1, "zero depth report")
 
-    # Stamps that never pair: camera m lags 0.5 s behind n, far outside the slop.
+    # Stamps that never pair: camera m lags 0.5 s behind n, far outside the slop. Each of the three frames
+    # of camera n is dropped and reported on its topic, with the stamp difference to camera m and the slop.
+    unpaired_before = wm.problems.count(p.color_n_topic, "no_match_within_slop")
     for k in range(3):
         rig.publish_images("n", n.rgb, n.depth, 6.0 + k)
         rig.publish_images("m", m.rgb, m.depth, 6.5 + k)
-    rig.wait(lambda: wm.sync.stats().dropped["color_n"]["no_match_within_slop"] >= 2, "unpaired stamp drops")
+    rig.wait(lambda: wm.problems.count(p.color_n_topic, "no_match_within_slop") >= unpaired_before + 3,
+             "unpaired stamp reports")
+    assert wm.sync.stats().dropped["color_n"]["no_match_within_slop"] >= 3
+    unpaired = wm.problems.get(p.color_n_topic, "no_match_within_slop").last_message
+    assert "never paired, no frame within slop 0.010 s on" in unpaired, unpaired
+    m_topics = "|".join(re.escape(t) for t in (p.color_m_topic, p.depth_m_topic))
+    assert re.search(rf"({m_topics}) \(nearest \d+\.500 s, \d\.500 s (later|earlier)\)", unpaired), unpaired
     assert wm.counters["cycles"] == 0  # nothing so far was good enough to plan on
+
+    # Camera n's colour alone (its depth and camera m stopped): the queue of 3 overflows, reported on its topic
+    # naming the silent topics.
+    for k in range(8):
+        rig.pubs["color_n"].publish(rgb_to_image(n.rgb, 10.0 + k, "camera_n"))
+    rig.wait(count(p.color_n_topic, "queue_overflow"), "queue overflow report")
+    overflow = wm.problems.get(p.color_n_topic, "queue_overflow").last_message
+    assert "queue of 3 frames waiting for partners is full" in overflow, overflow
+    assert all(t in overflow for t in (p.depth_n_topic, p.color_m_topic, p.depth_m_topic)), overflow
 
     # A plan outside a tight workspace is not published; its reasons are.
     wm.policy.config.limits = PlanLimits(workspace_lo=(5.0, 5.0, 5.0), workspace_hi=(6.0, 6.0, 6.0))
@@ -230,8 +262,15 @@ def test_every_bad_input_is_reported_and_the_node_keeps_serving(make_rig, sim_fr
                         (p.depth_n_topic, "size_mismatch"), (p.depth_m_topic, "too_little_depth"),
                         ("plan", "rejected")):
         assert status["problems"][topic][kind] >= 1, (topic, kind)
-    assert status["frames"]["color_n"]["decode_errors"] == 1
-    assert status["frames"]["color_n"]["dropped"]["no_match_within_slop"] >= 2
+    assert status["frames"]["color_n"]["decode_errors"] == 1 and status["frames"]["depth_m"]["decode_errors"] == 1
+    assert status["problems"][p.depth_m_topic]["bad_image"] == 1
+    assert status["frames"]["color_n"]["dropped"]["no_match_within_slop"] >= 3
+    assert status["frames"]["color_n"]["dropped"]["queue_overflow"] >= 1
+    # Every frame dropped for never pairing or a full queue is a reported problem of its topic, one for one.
+    for stream, topic in (("color_n", p.color_n_topic), ("depth_n", p.depth_n_topic),
+                          ("color_m", p.color_m_topic), ("depth_m", p.depth_m_topic)):
+        for reason in ("no_match_within_slop", "queue_overflow"):
+            assert status["problems"].get(topic, {}).get(reason, 0) == status["frames"][stream]["dropped"].get(reason, 0)
 
 
 @pytest.mark.parametrize("missing", ["tf2_ros", "transform"])
