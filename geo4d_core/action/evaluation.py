@@ -14,7 +14,7 @@ Two modes:
 * planning cycles (`chunk=h`): what the robot does, re-observing every h steps. Cycle c registers on
   step s_c = t0 + c*h (hand mask of that frame, the recorded end-effector pose of that frame as the
   guess, i.e. the robot's current pose from its joint states; also, by default, the recorded pose one
-  step earlier for its current velocity and the recorded gripper state) and tracks steps
+  step earlier for its current velocity and the recorded gripper state and opening) and tracks steps
   s_c+1 .. s_c+h. The cycles cover the same steps t0+1 .. end as the continuous mode.
 """
 
@@ -107,14 +107,14 @@ def _extract_window(reader, cam_n: str, steps: list[int], start: int, end: int, 
                     hand_model) -> ExtractionResult:
     """One registration + tracking window: register on step index `start` of view n (labels mask, and the
     recorded end-effector pose of that frame as the guess; with `robot_state` also the recorded pose one
-    step earlier, for the hand's current velocity, and the recorded gripper state), track indices
+    step earlier, for the hand's current velocity, and the recorded gripper state and opening), track indices
     start+1 .. end.
 
     points_n, valid_n: view n's frames of all steps (camera n's frame); tracked: view -> frames of steps
     1 .. (index k holds step index k+1), camera n's frame; X_WE_true: (T, A, 4, 4) recorded poses.
     """
     masks = hand_masks_from_labels(reader.label(cam_n, steps[start]), reader.metadata.label_parts)
-    init = prev = closed = None
+    init = prev = closed = opening = None
     X_CnW = invert_pose(reader.cameras[cam_n].X_WC)
     if pose_guess:
         init = {arm: X_CnW @ X_WE_true[start, a] @ invert_pose(X_GE) for a, arm in enumerate(masks)}
@@ -125,8 +125,12 @@ def _extract_window(reader, cam_n: str, steps: list[int], start: int, end: int, 
             prev = {arm: X_CnW @ X_WE_prev[a] @ invert_pose(X_GE) for a, arm in enumerate(masks)}
         width = reader.gripper_width[steps[start]]
         closed = {arm: bool(width[a] < cfg.gripper.closed_below_opening) for a, arm in enumerate(masks)}
-    condition = ConditionFrame(points_n[start], valid_n[start], masks, init, prev, closed)
-    views = {v: ViewSequence(s.points_C[start:end], s.valid[start:end]) for v, s in tracked.items()}
+        opening = {arm: float(width[a]) for a, arm in enumerate(masks)}
+    rgb = reader.color(cam_n, steps[start]) if cfg.tracker != "icp" else None  # RGB-D trackers only
+    condition = ConditionFrame(points_n[start], valid_n[start], masks, init, prev, closed,
+                               gripper_opening=opening, rgb=rgb)
+    views = {v: ViewSequence(s.points_C[start:end], s.valid[start:end], None if s.rgb is None else s.rgb[start:end])
+             for v, s in tracked.items()}
     return extract_trajectory(condition, views, cfg, hand_model=hand_model)
 
 
@@ -168,11 +172,13 @@ def evaluate_episode(
     spec_n, spec_m = reader.cameras[cam_n], reader.cameras[cam_m]
     depth_n = corrupt_depth(reader.depth(cam_n, steps), corr, rng)
     pts_n, val_n = depth_to_pointmap(depth_n, spec_n.K)
-    tracked = {"n": ViewSequence(pts_n[1:], val_n[1:])}
+    colour = cfg.tracker != "icp"  # RGB-D trackers also get the colour images
+    tracked = {"n": ViewSequence(pts_n[1:], val_n[1:], reader.color(cam_n, steps[1:]) if colour else None)}
     if "m" in cfg.views:
         depth_m = corrupt_depth(reader.depth(cam_m, steps[1:]), corr, rng)
         pts_m, val_m = depth_to_pointmap(depth_m, spec_m.K)
-        tracked["m"] = ViewSequence(pointmap_m_to_n(pts_m, spec_n.X_WC, spec_m.X_WC, val_m), val_m)
+        tracked["m"] = ViewSequence(pointmap_m_to_n(pts_m, spec_n.X_WC, spec_m.X_WC, val_m), val_m,
+                                    reader.color(cam_m, steps[1:]) if colour else None)
     X_WE_true = reader.X_WE[steps]  # (T, A, 4, 4)
     results = [_extract_window(reader, cam_n, steps, s, e, pts_n, val_n, tracked, X_WE_true, cfg, pose_guess,
                                robot_state, stride, hand_model) for s, e in windows]

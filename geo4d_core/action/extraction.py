@@ -27,8 +27,9 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
+from geo4d_core.action.foundationpose import FoundationPoseConfig
 from geo4d_core.action.gripper_state import GripperStateConfig, GripperStateEstimator, measure_fingers
-from geo4d_core.action.hand import X_GE, HandModel
+from geo4d_core.action.hand import X_GE, HandModel, load_hand_model
 from geo4d_core.action.icp_tracker import IcpHandTracker, IcpTrackerConfig
 from geo4d_core.action.tracking import TrackingLostError
 from geo4d_core.geometry.poses import interpolate_pose, invert_pose
@@ -44,10 +45,13 @@ VIEWS = ("n", "m")
 class ExtractionConfig:
     """Settings of action extraction."""
 
-    # Pose tracker: "icp" (built-in, CPU) or "foundationpose" (NVIDIA FoundationPose, GPU; RGB-D of view n only).
+    # Pose tracker: "icp" (built-in, CPU) or "foundationpose" (NVIDIA FoundationPose, GPU; needs the colour images
+    # and `foundationpose`; each view's depth image and intrinsics come from its pointmap, `pointmap_rgbd`).
     tracker: str = "icp"
     # Settings of the built-in tracker.
     icp: IcpTrackerConfig = field(default_factory=IcpTrackerConfig)
+    # Settings of the FoundationPose adapter (tracker "foundationpose"; a mapping is turned into the config).
+    foundationpose: FoundationPoseConfig | None = None
     # Settings of the open / closed test.
     gripper: GripperStateConfig = field(default_factory=GripperStateConfig)
     # Views used for tracking: both ("n", "m") or one of them.
@@ -92,6 +96,11 @@ class ExtractionConfig:
             raise ValueError(f"ExtractionConfig.min_confidence must be finite and >= 0, got {self.min_confidence!r}")
         if self.tracker not in ("icp", "foundationpose"):
             raise ValueError(f"ExtractionConfig.tracker must be 'icp' or 'foundationpose', got {self.tracker!r}")
+        if isinstance(self.foundationpose, Mapping):
+            self.foundationpose = FoundationPoseConfig.from_dict(self.foundationpose)
+        if self.tracker == "foundationpose" and not isinstance(self.foundationpose, FoundationPoseConfig):
+            raise ValueError("ExtractionConfig.tracker 'foundationpose' needs ExtractionConfig.foundationpose "
+                             "(FoundationPoseConfig, at least mesh_path: the gripper mesh in the hand frame)")
         if self.grasp_approach < 0 or self.grasp_still < 0 or self.grasp_dwell_steps < 1:
             raise ValueError("ExtractionConfig: grasp_approach and grasp_still must be >= 0, grasp_dwell_steps >= 1")
         bad = [v for v in self.views if v not in VIEWS]
@@ -126,6 +135,9 @@ class ConditionFrame:
     # a wide object then reads open only past the middle between that opening and fully open
     # (`GripperStateEstimator`, held_opening).
     gripper_opening: Mapping[str, float] | None = None
+    # (H, W, 3) uint8 colour image of the frame (needed by an RGB-D tracker such as FoundationPose; the built-in
+    # tracker uses the points only).
+    rgb: np.ndarray | None = None
 
 
 @dataclass
@@ -134,6 +146,7 @@ class ViewSequence:
 
     points_C: np.ndarray  # (T, H, W, 3) metres in camera n's frame
     valid: np.ndarray  # (T, H, W) bool
+    rgb: np.ndarray | None = None  # (T, H, W, 3) uint8 colour of this view (RGB-D trackers; optional for "icp")
 
 
 @dataclass
@@ -167,9 +180,11 @@ class ExtractionResult:
 
 
 def _make_tracker(config: ExtractionConfig, model: HandModel | None):
-    if config.tracker != "icp":
-        raise ValueError("extract_trajectory tracks pointmaps; use tracker='icp' (FoundationPose needs RGB-D of a "
-                         "calibrated camera and is used through geo4d_core.action.foundationpose)")
+    if config.tracker == "foundationpose":
+        from geo4d_core.action.foundationpose import FoundationPoseTracker
+        from geo4d_core.action.pointmap_rgbd import PointmapRgbdTracker
+
+        return PointmapRgbdTracker(FoundationPoseTracker(config.foundationpose), model or load_hand_model())
     return IcpHandTracker(config.icp, model)
 
 
@@ -211,7 +226,7 @@ def extract_trajectory(
     if not arms:
         raise ValueError("condition.hand_masks is empty: give at least one arm's hand mask")
     model = hand_model
-    trk: dict[tuple[str, str], IcpHandTracker] = dict(trackers or {})
+    trk: dict[tuple[str, str], IcpHandTracker] = dict(trackers or {})  # or PointmapRgbdTracker
     for arm in arms:
         for v in names:
             if (arm, v) not in trk:
@@ -226,7 +241,8 @@ def extract_trajectory(
     for a, arm in enumerate(arms):
         init = (condition.X_CG_init or {}).get(arm)
         first = trk[(arm, names[0])]
-        res = first.register_points(condition.points_C, condition.valid, condition.hand_masks[arm], init)
+        res = first.register_points(condition.points_C, condition.valid, condition.hand_masks[arm], init,
+                                    rgb=condition.rgb)
         reg_score[a], held[a] = res.score, res.X_CG
         registered[a] = res.X_CG
         prev = (condition.X_CG_prev or {}).get(arm)
@@ -254,7 +270,8 @@ def extract_trajectory(
             for v in names:
                 per_X[v][k, a] = held[a]
                 try:
-                    r = trk[(arm, v)].track_points(views[v].points_C[k], views[v].valid[k])
+                    rgb = None if views[v].rgb is None else views[v].rgb[k]
+                    r = trk[(arm, v)].track_points(views[v].points_C[k], views[v].valid[k], rgb=rgb)
                 except TrackingLostError:
                     continue
                 if r.score > 0:  # a score of 0 means this view saw nothing of the hand: hold, do not guess
@@ -443,8 +460,8 @@ def extract_from_prediction(prediction, condition: ConditionFrame, config: Extra
     `condition` must be at the prediction's resolution (see `WorldModel.prepare`).
     """
     views = {
-        "n": ViewSequence(prediction.points_n, prediction.valid_n),
-        "m": ViewSequence(prediction.points_m_in_n, prediction.valid_m),
+        "n": ViewSequence(prediction.points_n, prediction.valid_n, prediction.rgb_n),
+        "m": ViewSequence(prediction.points_m_in_n, prediction.valid_m, prediction.rgb_m),
     }
     return extract_trajectory(condition, views, config, **kwargs)
 

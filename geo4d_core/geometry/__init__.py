@@ -41,6 +41,7 @@ from geo4d_core.geometry.poses import (
 )
 from geo4d_core.geometry.projection import (
     apply_projection_matrix,
+    decompose_projection_matrix,
     fit_projection_matrix,
     project_points,
     project_world_points,
@@ -63,6 +64,7 @@ __all__ = [
     "splat_to_depth",
     "fit_projection_matrix",
     "apply_projection_matrix",
+    "decompose_projection_matrix",
     # poses
     "make_pose",
     "invert_pose",

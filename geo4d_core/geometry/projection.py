@@ -17,7 +17,7 @@ from geo4d_core.geometry.pointmap import _intrinsics, transform_points
 from geo4d_core.geometry.poses import invert_pose
 
 __all__ = ["project_points", "project_world_points", "unproject_points", "splat_to_depth", "fit_projection_matrix",
-           "apply_projection_matrix"]
+           "apply_projection_matrix", "decompose_projection_matrix"]
 
 Array = Any  # numpy.ndarray or torch.Tensor
 
@@ -249,3 +249,36 @@ def apply_projection_matrix(P: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, n
     uv = np.zeros(p.shape[:-1] + (2,))
     uv[ok] = h[ok, :2] / z[ok, None]
     return uv, z
+
+
+def decompose_projection_matrix(P: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Intrinsics and pose of the camera of a 3x4 camera matrix (`fit_projection_matrix`), by RQ decomposition.
+
+    P maps points of some frame A to the pixels of camera V: (u, v, 1) ~ P (p_A, 1) = K (R p_A + t).
+
+    Returns:
+        K (3, 3) upper triangular with positive diagonal and K[2, 2] = 1 (a small skew K[0, 1] is kept), pixels;
+        X_VA (4, 4) the pose of frame A in camera V (so X_AV = inverse is camera V in frame A), metres when P
+        was fitted to points in metres.
+
+    Raises ValueError for a singular or mirrored (det R < 0 after fixing signs) matrix.
+    """
+    from scipy.linalg import rq
+
+    P = np.asarray(P, dtype=np.float64)
+    if P.shape != (3, 4) or not np.all(np.isfinite(P)):
+        raise ValueError(f"P must be a finite 3x4 matrix, got shape {P.shape}")
+    M = P[:, :3]
+    size = np.abs(M).max()
+    if size == 0 or abs(np.linalg.det(M)) < 1e-12 * size ** 3:
+        raise ValueError("P is singular: it is not the matrix of a camera")
+    K, R = rq(M)
+    D = np.diag(np.sign(np.diag(K)))
+    K, R = K @ D, D @ R  # positive focal lengths (D @ D = I)
+    scale = K[2, 2]
+    if np.linalg.det(R) < 0:
+        raise ValueError("P describes a mirrored camera (det R < 0): points behind it, or a flipped pixel grid")
+    t = np.linalg.solve(K, P[:, 3])
+    X_VA = np.eye(4)
+    X_VA[:3, :3], X_VA[:3, 3] = R, t
+    return K / scale, X_VA

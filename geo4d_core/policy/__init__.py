@@ -5,7 +5,7 @@ the closed-loop simulation run; `plan_from_frames` is the extraction half, share
 that runs it on true future frames.
 """
 
-from geo4d_core.policy.hand_mask import project_hand_mask
+from geo4d_core.action.hand_mask import project_hand_mask
 from geo4d_core.policy.world_model_policy import (
     ApproachMemory,
     PolicyConfig,

@@ -33,7 +33,7 @@ from geo4d_core.action.plan import Plan, PlanLimits, PlanViolation
 from geo4d_core.geometry.pointmap import depth_to_pointmap
 from geo4d_core.geometry.poses import invert_pose
 from geo4d_core.model.world_model import Observation, Prediction, WorldModel
-from geo4d_core.policy.hand_mask import MASK_DEPTH_TOLERANCE, MASK_DILATE_PX, project_hand_mask
+from geo4d_core.action.hand_mask import MASK_DEPTH_TOLERANCE, MASK_DILATE_PX, project_hand_mask
 
 __all__ = ["ApproachMemory", "PolicyConfig", "RobotState", "PolicyOutput", "condition_frame", "plan_from_frames",
            "plan_from_prediction", "WorldModelPolicy"]
@@ -90,7 +90,7 @@ class PolicyConfig:
     limits: PlanLimits = field(default_factory=PlanLimits)
     # Hand-mask pixels must see depth within this distance of the hand model at the robot's pose, metres.
     mask_depth_tolerance: float = MASK_DEPTH_TOLERANCE
-    # Grow the hand mask by this many pixels (see geo4d_core.policy.hand_mask).
+    # Grow the hand mask by this many pixels (see geo4d_core.action.hand_mask).
     mask_dilate_px: int = MASK_DILATE_PX
 
     def __post_init__(self) -> None:
@@ -182,7 +182,8 @@ def condition_frame(obs_n: Observation, state: RobotState, X_BC_n: np.ndarray, h
                                        depth_tolerance=depth_tolerance, dilate_px=dilate_px)
         closed[arm] = bool(state.gripper_closed[a])
     opening = None if state.gripper_width is None else {arm: state.opening(a) for a, arm in enumerate(state.arms)}
-    return ConditionFrame(pts, valid, masks, init, prev or None, closed, since or None, carry or None, opening)
+    return ConditionFrame(pts, valid, masks, init, prev or None, closed, since or None, carry or None, opening,
+                          rgb=np.asarray(obs_n.rgb))
 
 
 def plan_from_frames(condition: ConditionFrame, views: Mapping[str, ViewSequence], X_BC_n: np.ndarray,
@@ -205,8 +206,8 @@ def plan_from_prediction(obs_n: Observation, prediction: Prediction, state: Robo
     cond = condition_frame(obs_n, state, X_BC_n, hand_model, depth_tolerance=config.mask_depth_tolerance,
                            dilate_px=config.mask_dilate_px, X_BE_approach_from=X_BE_approach_from,
                            X_BE_carry_from=X_BE_carry_from)
-    views = {"n": ViewSequence(prediction.points_n, prediction.valid_n),
-             "m": ViewSequence(prediction.points_m_in_n, prediction.valid_m)}
+    views = {"n": ViewSequence(prediction.points_n, prediction.valid_n, prediction.rgb_n),
+             "m": ViewSequence(prediction.points_m_in_n, prediction.valid_m, prediction.rgb_m)}
     return plan_from_frames(cond, views, X_BC_n, state, config, hand_model=hand_model, trackers=trackers)
 
 

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from geo4d_core.geometry import (
     apply_projection_matrix,
+    decompose_projection_matrix,
     depth_to_pointmap,
     fit_projection_matrix,
     invert_pose,
@@ -194,6 +195,25 @@ def test_camera_matrix_fitted_to_a_pointmap_in_another_frame_maps_it_back_to_its
     uv, z = apply_projection_matrix(P, points_in_n[valid])
     np.testing.assert_allclose(uv, _pixel_grid(cam_m.height, cam_m.width)[valid], atol=1e-3)
     np.testing.assert_allclose(z, depth[valid], rtol=1e-6)
+    # ... and factors into view m's own intrinsics and camera n's frame seen from camera m.
+    K_m, X_mn = decompose_projection_matrix(P)
+    np.testing.assert_allclose(K_m, cam_m.K, atol=1e-4 * np.abs(cam_m.K).max())
+    np.testing.assert_allclose(X_mn, invert_pose(cam_m.X_WC) @ cam_n.X_WC, atol=1e-5)
+
+
+def test_decomposing_a_camera_matrix_refuses_what_is_not_a_camera():
+    K = np.array([[200.0, 0.0, 15.5], [0.0, 210.0, 11.5], [0.0, 0.0, 1.0]])
+    X = invert_pose(np.array([[0.0, -1.0, 0.0, 0.1], [1.0, 0.0, 0.0, -0.2], [0.0, 0.0, 1.0, 0.3], [0, 0, 0, 1.0]]))
+    P = 3.0 * K @ X[:3]  # any positive scale
+    K_back, X_back = decompose_projection_matrix(P)
+    np.testing.assert_allclose(K_back, K, atol=1e-9)
+    np.testing.assert_allclose(X_back, X, atol=1e-12)
+    with pytest.raises(ValueError, match="singular"):
+        decompose_projection_matrix(np.hstack([np.zeros((3, 3)), np.ones((3, 1))]))
+    with pytest.raises(ValueError, match="mirrored"):
+        decompose_projection_matrix(K @ np.diag([-1.0, 1.0, 1.0]) @ X[:3])
+    with pytest.raises(ValueError, match="3x4"):
+        decompose_projection_matrix(np.eye(3))
 
 
 def test_camera_matrix_fit_needs_points_that_determine_a_camera():

@@ -12,7 +12,7 @@ from geo4d_core.action.render import HAND_LABEL, LEFT_LABEL, RIGHT_LABEL, camera
 from geo4d_core.geometry.poses import invert_pose, make_pose, translation_distance
 from geo4d_core.model import Observation, WorldModel, WorldModelConfig
 from geo4d_core.policy import PolicyConfig, RobotState, WorldModelPolicy, condition_frame, plan_from_frames
-from geo4d_core.policy.hand_mask import project_hand_mask
+from geo4d_core.action.hand_mask import project_hand_mask
 
 R_DOWN = Rotation.from_euler("x", np.pi).as_matrix()  # hand z (approach) pointing down in the world
 X_WC = camera_looking_at(np.array([0.5, 0.0, 0.25]), np.array([1.1, -0.5, 0.75]))  # camera n = base frame B
