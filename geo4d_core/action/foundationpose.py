@@ -135,6 +135,14 @@ class FoundationPoseTracker:
         )
         self._registered = False
 
+    @classmethod
+    def check_available(cls, config: FoundationPoseConfig) -> None:
+        """Raise TrackerUnavailableError (what is missing) or FileNotFoundError (the mesh) without building the
+        networks: for checking a configuration when a program starts."""
+        cls._import_backend(config.require_cuda)
+        if not Path(config.mesh_path).is_file():
+            raise FileNotFoundError(f"FoundationPose gripper mesh not found: {config.mesh_path}")
+
     @staticmethod
     def _import_backend(require_cuda: bool) -> tuple[Any, Any, Any]:
         """Import estimater, nvdiffrast.torch and trimesh; TrackerUnavailableError listing what is missing."""

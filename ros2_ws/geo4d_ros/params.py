@@ -100,6 +100,10 @@ class WorldModelNodeParams:
     gripper_delta: float = 0.0
     # A plan step whose best view's tracking confidence is below this holds the last pose, [0, 1].
     min_confidence: float = 0.6
+    # Hand pose tracker: "icp" (built-in, CPU) or "foundationpose" (NVIDIA FoundationPose, CUDA GPU).
+    tracker: str = "icp"
+    # Gripper mesh for FoundationPose (vertices in metres in the hand frame); needed with tracker foundationpose.
+    foundationpose_mesh: str = ""
     # Plan workspace box in base_frame, lower corner, metres.
     workspace_lo: list[float] = field(default_factory=lambda: [-1.0, -1.0, -0.05])
     # Plan workspace box in base_frame, upper corner, metres.
@@ -172,6 +176,11 @@ class WorldModelNodeParams:
             raise ParamsError(f"parameter 'queue_size' must be >= 1, got {self.queue_size}")
         if not 0.0 <= self.min_confidence <= 1.0:
             raise ParamsError(f"parameter 'min_confidence' must be in [0, 1], got {self.min_confidence}")
+        if self.tracker not in ("icp", "foundationpose"):
+            raise ParamsError(f"parameter 'tracker' must be 'icp' or 'foundationpose', got {self.tracker!r}")
+        if self.tracker == "foundationpose" and not self.foundationpose_mesh:
+            raise ParamsError("parameter 'foundationpose_mesh' must name the gripper mesh file when 'tracker' is "
+                              "'foundationpose'")
         if not 0.0 <= self.min_valid_depth_fraction <= 1.0:
             raise ParamsError(f"parameter 'min_valid_depth_fraction' must be in [0, 1], got {self.min_valid_depth_fraction}")
         if self.preview_step == 0:

@@ -202,6 +202,12 @@ class WorldModelNode(Node):
                             workspace_lo=tuple(p.workspace_lo), workspace_hi=tuple(p.workspace_hi))
         # The policy's tracking settings (as in simulation), with the node's gripper threshold and hold rule.
         extraction = dataclasses.replace(PolicyConfig().extraction, gripper=gripper, min_confidence=p.min_confidence)
+        if p.tracker == "foundationpose":
+            from geo4d_core.action.foundationpose import FoundationPoseConfig, FoundationPoseTracker
+
+            fp = FoundationPoseConfig(mesh_path=p.foundationpose_mesh)
+            FoundationPoseTracker.check_available(fp)  # fail at load time, naming what is missing
+            extraction = dataclasses.replace(extraction, tracker="foundationpose", foundationpose=fp)
         config = PolicyConfig(steps=p.sampler_steps, seed=p.seed, dt=p.dt, extraction=extraction, limits=limits)
         horizon = int(model.config.horizon)
         if p.horizon > horizon:

@@ -49,6 +49,8 @@ def test_overrides_and_extrinsic_round_trip(tmp_path):
 
 @pytest.mark.parametrize("values, message", [
     ({"min_confidence": 1.5}, r"'min_confidence' must be in \[0, 1\]"),
+    ({"tracker": "sift"}, "'tracker' must be 'icp' or 'foundationpose'"),
+    ({"tracker": "foundationpose"}, "'foundationpose_mesh' must name the gripper mesh"),
     ({"slop": -1.0}, "'slop' must be >= 0"),
     ({"slop": "fast"}, "'slop' must be a number"),
     ({"sampler_steps": 2.5}, "'sampler_steps' must be an integer"),

@@ -315,6 +315,23 @@ def test_a_checkpoint_that_fails_to_load_leaves_the_node_serving(make_rig, sim_f
     assert future.result().success and wm.model_status == "loaded"
 
 
+def test_foundationpose_where_it_is_not_installed_fails_at_load_naming_what_is_missing(ros_context, tmp_path):
+    """tracker foundationpose on a machine without it: the model load fails with the adapter's list of what is
+    needed (no cycle ever starts with a tracker that cannot be built), and the node keeps serving."""
+    mesh = tmp_path / "hand.obj"
+    mesh.write_text("# gripper mesh\n")
+    node = WorldModelNode(WorldModelNodeParams(checkpoint=str(CHECKPOINT), tracker="foundationpose",
+                                               foundationpose_mesh=str(mesh)),
+                          context=ros_context, start_worker=False)
+    try:
+        assert node.load_model() is False  # the worker thread's first step (not started here)
+        assert node.model_status.startswith("failed: TrackerUnavailableError")
+        assert "estimater" in node.model_status and node.problems.count("checkpoint", "load_failed") == 1
+        assert node.policy is None
+    finally:
+        node.destroy_node()
+
+
 def test_ros_parameter_overrides_win_over_the_defaults(ros_context):
     from rclpy.parameter import Parameter
 

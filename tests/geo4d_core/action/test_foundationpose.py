@@ -278,3 +278,13 @@ def test_bad_inputs_and_config(fakes, mesh_file, tmp_path):
         FoundationPoseConfig.from_dict({"mesh_path": mesh_file, "iterations": 3})
     with pytest.raises(ValueError, match="mesh_path is required"):
         FoundationPoseConfig.from_dict({})
+
+
+def test_check_available_names_what_is_missing_without_building_the_networks(fakes, mesh_file, monkeypatch):
+    FoundationPoseTracker.check_available(FoundationPoseConfig(mesh_path=mesh_file))
+    assert FakeFoundationPose.instances == []  # nothing built
+    with pytest.raises(FileNotFoundError, match="mesh not found"):
+        FoundationPoseTracker.check_available(FoundationPoseConfig(mesh_path=mesh_file + ".missing"))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(TrackerUnavailableError, match="no CUDA GPU"):
+        FoundationPoseTracker.check_available(FoundationPoseConfig(mesh_path=mesh_file))
