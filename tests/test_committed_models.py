@@ -35,3 +35,18 @@ def test_committed_model_loads_and_predicts(name, mv_attention):
     assert a.rgb_n.shape == (10, 128, 160, 3) and a.points_m_in_n.shape == (10, 128, 160, 3)
     np.testing.assert_array_equal(a.latents_n, b.latents_n)
     assert np.isfinite(a.latents_n).all() and np.isfinite(a.latents_m).all()
+
+
+@pytest.mark.parametrize("name", ["spatula_tiny", "spatula_tiny_no_mv"])
+def test_model_card_table1_row_is_the_evaluation_output(name):
+    """The Table 1 row of the model card (models/README.md, also in README.md) is what evaluate_stereo4d.py wrote
+    for this checkpoint (table1.json in its folder), to the printed digits."""
+    result = json.loads((MODELS / name / "table1.json").read_text())
+    assert result["checkpoint"] == f"models/{name}" and result["num_samples"] == 24
+    row = next(line for line in (MODELS / "README.md").read_text().splitlines() if f"(`models/{name}`)" in line)
+    cells = [c.strip() for c in row.strip("|").split("|")][1:]
+    keys = list(result["columns"].values())
+    assert len(cells) == len(keys) + 1 and int(cells[-1]) == result["num_samples"]
+    for key, cell in zip(keys, cells):
+        digits = len(cell.split(".")[1])
+        assert f"{result['metrics'][key]['mean']:.{digits}f}" == cell, key
