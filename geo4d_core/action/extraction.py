@@ -10,8 +10,8 @@ Works the same on a world-model `Prediction` and on true future frames of a reco
    whose points are already in camera n's frame (predicted directly by the world model, or transformed
    with the extrinsics for true frames), so both trackers report poses in camera n's frame.
 3. **Fuse**: at each step the view with the higher confidence wins; which one is recorded.
-4. **Gripper**: finger centroids around the fused hand pose, measured in the winning view's points (in the
-   other view's where the winning one shows no finger pair), give open / closed (`gripper_state`). Optionally (`ExtractionConfig.grasp_on_unseen_dwell`) a hand that
+4. **Gripper**: finger centroids around the fused hand pose, measured in the winning view's points,
+   give open / closed (`gripper_state`). Optionally (`ExtractionConfig.grasp_on_unseen_dwell`) a hand that
    approached and stopped while no view measured its fingers is taken to have closed them
    (`close_on_unseen_dwell`), and (`ExtractionConfig.release_on_unseen_dwell`) a closed hand that advanced and
    stopped the same way is taken to have opened them (`open_on_unseen_dwell`).
@@ -289,13 +289,8 @@ def extract_trajectory(
                 prev = fused_X[k - 1, a] if k > 0 else None
                 for v in names:
                     trk[(arm, v)].set_pose(fused_X[k, a], prev)
-            # The fingers around the fused pose, in the winning view's points, else in the other view's (both are
-            # in camera n's frame): a view can fit the hand body best and still see its fingers edge-on.
-            for v in [best] + [u for u in names if u != best]:
-                meas = measure_fingers(views[v].points_C[k], views[v].valid[k], fused_X[k, a], cfg.gripper,
-                                       trk[(arm, v)].model)
-                if meas.distance is not None:
-                    break
+            meas = measure_fingers(views[best].points_C[k], views[best].valid[k], fused_X[k, a], cfg.gripper,
+                                   trk[(arm, best)].model)
             d = meas.distance
             dist[k, a] = np.nan if d is None else d
             closed[k, a] = grippers[a].update_measurement(meas)

@@ -62,23 +62,6 @@ def test_extraction_fuses_views_and_reads_the_gripper(episode, hand_model, camer
     assert plan.check(PlanLimits()) == []
 
 
-def test_the_fingers_are_read_in_the_other_view_when_the_winning_view_does_not_show_them(episode, hand_model):
-    """View n sees only the hand body (finger points removed), view m only the fingers (body points removed): n
-    wins every step, and the open / closed state comes from view m's finger points around n's pose."""
-    from geo4d_core.action.hand import FINGER_JOINT_Z
-
-    cond, seqs, truth = episode
-    z_G = {v: np.stack([transform_points(invert_pose(X), p)[..., 2] for X, p in zip(truth, seqs[v].points_C)])
-           for v in ("n", "m")}
-    split = {"n": ViewSequence(seqs["n"].points_C, seqs["n"].valid & ~((z_G["n"] > FINGER_JOINT_Z) & (z_G["n"] < 0.13))),
-             "m": ViewSequence(seqs["m"].points_C, seqs["m"].valid & ~(z_G["m"] <= FINGER_JOINT_Z + 0.002))}
-    res = extract_trajectory(cond, split, ExtractionConfig(), hand_model=hand_model)
-    assert set(res.source_view[:, 0]) == {"n"} and np.all(res.confidence > 0.5)
-    assert list(res.gripper_closed[:, 0]) == [w < 0.07 for w in OPENINGS]
-    alone = extract_trajectory(cond, {"n": split["n"]}, ExtractionConfig(views=("n",)), hand_model=hand_model)
-    assert not alone.gripper_closed.any() and np.all(np.isnan(alone.finger_distance))  # view n alone reads nothing
-
-
 def test_each_view_alone_gives_the_same_trajectory(episode, hand_model):
     cond, seqs, truth = episode
     X = {}
