@@ -135,10 +135,6 @@ class IcpTrackerConfig:
     model_to_scene: bool = True
     # Correspondence distances of the model-to-scene stages.
     model_to_scene_distances: tuple[float, ...] = (0.01, 0.004)
-    # The model-to-scene pass aligns only the model points whose normals face the camera at the pose it starts
-    # from (the back of the hand cannot match observed points), at most this many, evenly subsampled: with all
-    # 4000 surface samples the pass took 80 % of a tracked frame.
-    model_to_scene_max_points: int = 1000
     # While tracking, the model-to-scene result replaces the scene-to-model fit unless it lowers the
     # confidence by more than this: it then moved observed points off the surface (on a ray-cast test path
     # it turned a 0.07 mm, 0.947 fit into 6 mm, 0.881). None: always keep it.
@@ -174,9 +170,6 @@ class IcpTrackerConfig:
         if not 0.0 <= self.register_refine_min_in_frame <= 1.0:
             raise ValueError(f"IcpTrackerConfig.register_refine_min_in_frame must be in [0, 1], "
                              f"got {self.register_refine_min_in_frame!r}")
-        if not isinstance(self.model_to_scene_max_points, int) or self.model_to_scene_max_points < 3:
-            raise ValueError(f"IcpTrackerConfig.model_to_scene_max_points must be an int >= 3, "
-                             f"got {self.model_to_scene_max_points!r}")
         if self.min_points_floor < 1 or self.min_points_floor > self.min_points:
             raise ValueError(f"IcpTrackerConfig.min_points_floor must be in [1, min_points], got {self.min_points_floor!r}")
         if self.voxel_size <= 0 or self.inlier_distance <= 0 or self.min_points < 1:
@@ -271,9 +264,8 @@ class IcpHandTracker:
 
     # ------------------------------------------------------------------ pointmaps
     def register_points(self, points_C: np.ndarray, valid: np.ndarray, mask: np.ndarray,
-                        X_CG_init: np.ndarray | None = None, *, rgb: np.ndarray | None = None) -> TrackResult:
-        """Find the hand from its mask. points_C (H, W, 3) metres in frame C; valid, mask (H, W) bool; rgb is
-        not used (accepted like RGB-D trackers on pointmaps, `PointmapRgbdTracker`)."""
+                        X_CG_init: np.ndarray | None = None) -> TrackResult:
+        """Find the hand from its mask. points_C (H, W, 3) metres in frame C; valid, mask (H, W) bool."""
         sel = np.asarray(valid, bool) & np.asarray(mask, bool)
         pts = np.asarray(points_C, dtype=np.float64)[sel]
         self._measure_noise(points_C, valid)
@@ -410,9 +402,8 @@ class IcpHandTracker:
             starts.append(X_CG0 @ shift)
         return starts
 
-    def track_points(self, points_C: np.ndarray, valid: np.ndarray, *, rgb: np.ndarray | None = None) -> TrackResult:
-        """Follow the hand into this frame. points_C (H, W, 3) or (N, 3) metres in frame C; valid matching; rgb
-        is not used."""
+    def track_points(self, points_C: np.ndarray, valid: np.ndarray) -> TrackResult:
+        """Follow the hand into this frame. points_C (H, W, 3) or (N, 3) metres in frame C; valid matching."""
         if self._X_CG is None:
             raise TrackingLostError("track called before a successful register")
         points_C, valid = np.asarray(points_C, dtype=np.float64), np.asarray(valid, bool)
@@ -516,33 +507,17 @@ class IcpHandTracker:
         return np.asarray(T)
 
     def _icp_model_to_scene(self, scene, X_CG: np.ndarray, model=None) -> np.ndarray:
-        """Align the hand model's camera-facing points (source, `model_to_scene_max_points`) at pose X_CG to the
-        observed points (target, with estimated normals); the refined X_CG."""
-        o3d = self._o3d
-        reg = o3d.pipelines.registration
-        scene.estimate_normals(o3d.geometry.KDTreeSearchParamHybrid(radius=3 * self.config.voxel_size, max_nn=20))
-        model = self._target if model is None else model
-        source = self._facing_points(np.asarray(model.points), np.asarray(model.normals), X_CG)
+        """Align the hand model (source) to the observed points (target, with estimated normals)."""
+        reg = self._o3d.pipelines.registration
+        scene.estimate_normals(self._o3d.geometry.KDTreeSearchParamHybrid(radius=3 * self.config.voxel_size, max_nn=20))
         criteria = reg.ICPConvergenceCriteria(relative_fitness=1e-7, relative_rmse=1e-7,
                                               max_iteration=self.config.icp_iterations)
         T = X_CG
         for d in self.config.model_to_scene_distances:
             estimation = reg.TransformationEstimationPointToPlane(reg.TukeyLoss(k=d))
-            T = reg.registration_icp(source, scene, d, T, estimation, criteria).transformation
+            T = reg.registration_icp(self._target if model is None else model, scene, d, T, estimation,
+                                     criteria).transformation
         return np.asarray(T)
-
-    def _facing_points(self, points_G: np.ndarray, normals_G: np.ndarray, X_CG: np.ndarray):
-        """open3d cloud (frame G) of the model points whose normals face camera C at pose X_CG, at most
-        `model_to_scene_max_points` of them evenly spread over the sample order (all points if none face it)."""
-        R, t = X_CG[:3, :3], X_CG[:3, 3]
-        facing = np.einsum("ij,ij->i", normals_G @ R.T, points_G @ R.T + t) < 0  # normal . ray from the camera
-        idx = np.flatnonzero(facing) if facing.any() else np.arange(len(points_G))
-        cap = self.config.model_to_scene_max_points
-        if len(idx) > cap:
-            idx = idx[np.linspace(0, len(idx) - 1, cap).round().astype(int)]
-        cloud = self._o3d.geometry.PointCloud(self._o3d.utility.Vector3dVector(points_G[idx]))
-        cloud.normals = self._o3d.utility.Vector3dVector(normals_G[idx])
-        return cloud
 
     def _global_registration(self, source) -> np.ndarray:
         reg = self._o3d.pipelines.registration

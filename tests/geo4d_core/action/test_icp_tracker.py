@@ -111,27 +111,6 @@ def test_a_model_to_scene_pass_that_lowers_the_confidence_is_not_kept(hand_scene
         IcpTrackerConfig(model_to_scene_max_score_drop=-0.1)
 
 
-def test_the_model_to_scene_pass_aligns_only_camera_facing_model_points(hand_model, cameras):
-    """The pass's source: model points whose normals face the camera at the starting pose (a hand seen from
-    above shows its back, not its palm side), at most model_to_scene_max_points, spread over the model."""
-    X_CG = invert_pose(cameras["n"]) @ trajectory()[0]
-    tracker = IcpHandTracker(IcpTrackerConfig(model_to_scene_max_points=300), hand_model)
-    cloud = tracker._facing_points(hand_model.points_G, hand_model.normals_G, X_CG)
-    p_G, n_G = np.asarray(cloud.points), np.asarray(cloud.normals)
-    p_C = transform_points(X_CG, p_G)
-    n_C = n_G @ X_CG[:3, :3].T
-    assert len(p_G) == 300
-    assert np.all(np.einsum("ij,ij->i", n_C, p_C) < 0)  # every kept normal points back towards the camera
-    facing = np.einsum("ij,ij->i", hand_model.normals_G @ X_CG[:3, :3].T, transform_points(X_CG, hand_model.points_G)) < 0
-    assert 300 < facing.sum() < len(facing) - 300  # a real selection: many points face away
-    lo, hi = hand_model.points_G[facing].min(axis=0), hand_model.points_G[facing].max(axis=0)
-    assert np.all(p_G.max(axis=0) - p_G.min(axis=0) > 0.8 * (hi - lo))  # spread over the whole visible side
-    everything = IcpHandTracker(IcpTrackerConfig(model_to_scene_max_points=len(facing)), hand_model)
-    assert len(everything._facing_points(hand_model.points_G, hand_model.normals_G, X_CG).points) == facing.sum()
-    with pytest.raises(ValueError, match="model_to_scene_max_points"):
-        IcpTrackerConfig(model_to_scene_max_points=0)
-
-
 def test_view_m_points_in_camera_n_frame_give_the_same_poses(hand_scene, hand_model, cameras):
     X_CnW = invert_pose(cameras["n"])
     X_CnCm = X_CnW @ cameras["m"]
