@@ -264,8 +264,9 @@ class IcpHandTracker:
 
     # ------------------------------------------------------------------ pointmaps
     def register_points(self, points_C: np.ndarray, valid: np.ndarray, mask: np.ndarray,
-                        X_CG_init: np.ndarray | None = None) -> TrackResult:
-        """Find the hand from its mask. points_C (H, W, 3) metres in frame C; valid, mask (H, W) bool."""
+                        X_CG_init: np.ndarray | None = None, *, rgb: np.ndarray | None = None) -> TrackResult:
+        """Find the hand from its mask. points_C (H, W, 3) metres in frame C; valid, mask (H, W) bool; rgb is
+        not used (accepted like RGB-D trackers on pointmaps, `PointmapRgbdTracker`)."""
         sel = np.asarray(valid, bool) & np.asarray(mask, bool)
         pts = np.asarray(points_C, dtype=np.float64)[sel]
         self._measure_noise(points_C, valid)
@@ -402,8 +403,9 @@ class IcpHandTracker:
             starts.append(X_CG0 @ shift)
         return starts
 
-    def track_points(self, points_C: np.ndarray, valid: np.ndarray) -> TrackResult:
-        """Follow the hand into this frame. points_C (H, W, 3) or (N, 3) metres in frame C; valid matching."""
+    def track_points(self, points_C: np.ndarray, valid: np.ndarray, *, rgb: np.ndarray | None = None) -> TrackResult:
+        """Follow the hand into this frame. points_C (H, W, 3) or (N, 3) metres in frame C; valid matching; rgb
+        is not used."""
         if self._X_CG is None:
             raise TrackingLostError("track called before a successful register")
         points_C, valid = np.asarray(points_C, dtype=np.float64), np.asarray(valid, bool)
