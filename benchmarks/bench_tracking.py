@@ -7,6 +7,7 @@ per 10 Hz step), rendered before timing. Usage: python benchmarks/bench_tracking
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from dataclasses import replace
 
@@ -41,17 +42,19 @@ def main() -> None:
     model = load_hand_model()
     rows = []
     policy = PolicyConfig().extraction.icp
-    settings = [("default", IcpTrackerConfig(), frames),
-                ("no model-to-scene pass", IcpTrackerConfig(model_to_scene=False), frames),
-                ("single start", IcpTrackerConfig(constant_velocity=False), frames),
-                ("planning cycle (policy)", policy, frames),
-                ("policy, 128x160", policy, frames_small),
-                ("policy, 128x160, no visibility", replace(policy, expected_visible_fraction=0.0), frames_small)]
-    for name, cfg, frames in settings:
+    # (name, settings, frames, registration with the true first pose as guess; without: FPFH + RANSAC)
+    settings = [("default", IcpTrackerConfig(), frames, True),
+                ("default, no pose guess", IcpTrackerConfig(), frames, False),
+                ("no model-to-scene pass", IcpTrackerConfig(model_to_scene=False), frames, True),
+                ("single start", IcpTrackerConfig(constant_velocity=False), frames, True),
+                ("planning cycle (policy)", policy, frames, True),
+                ("policy, 128x160", policy, frames_small, True),
+                ("policy, 128x160, no visibility", replace(policy, expected_visible_fraction=0.0), frames_small, True)]
+    for name, cfg, frames, guess in settings:
         tracker = IcpHandTracker(cfg, model)
         pts, valid, labels = frames[0]
         t0 = time.perf_counter()
-        tracker.register_points(pts, valid, labels == HAND_LABEL, poses[0])
+        tracker.register_points(pts, valid, labels == HAND_LABEL, poses[0] if guess else None)
         reg = time.perf_counter() - t0
         times, errors, rot_errors, scores = [], [], [], []
         for (pts, valid, _), X in zip(frames[1:], poses[1:]):
@@ -67,7 +70,8 @@ def main() -> None:
     for (pts, valid, _), X in zip(frames[1:], poses[1:]):
         measure_fingers(pts, valid, X)
     fingers = (time.perf_counter() - t0) / args.frames
-    print(f"hand tracking at 256x320 (unless named), {args.frames} frames; times in ms")
+    print(f"hand tracking at 256x320 (unless named), one view, {args.frames} frames, "
+          f"{os.environ.get('OMP_NUM_THREADS', 'all')} OpenMP threads; times in ms")
     print(f"{'tracker':<32s} {'register':>9s} {'track/frame':>12s} {'frames/s':>9s} {'median err mm':>14s} {'median err deg':>15s} {'median conf':>12s}")
     for name, reg, step, err, rot, conf in rows:
         print(f"{name:<32s} {1e3 * reg:9.1f} {1e3 * step:12.1f} {1 / step:9.1f} {1e3 * err:14.2f} {rot:15.2f} {conf:12.2f}")

@@ -1,8 +1,9 @@
-"""Action extraction on the true frames of simulated Drake episodes of every task, in planning cycles, with
-the planning cycle's settings: the accuracy targets of the action-extraction issue (median translation
-< 1 cm, median rotation < 5 degrees, gripper open / closed right on >= 95 % of the steps), for the fused
-views, and for view m alone (its points moved into camera n's frame with the recorded extrinsics, mapped back
-to the world with camera n's pose only) on the steps it sees the hand. The bimanual apple task tracks both arms."""
+"""Action extraction on the true frames of simulated Drake episodes of every task (episode 0 of each task in the
+README's accuracy table), in planning cycles, with the planning cycle's settings: the accuracy targets of the
+action-extraction issue (median translation < 1 cm, median rotation < 5 degrees, gripper open / closed right
+on >= 95 % of the steps) for the fused views, and for view m alone (its points moved into camera n's frame with
+the recorded extrinsics, mapped back to the world with camera n's pose only) on the steps it sees the hand.
+The bimanual apple task tracks both arms."""
 
 from __future__ import annotations
 
@@ -21,9 +22,10 @@ TASKS = ("PutSpatulaOnTable", "StoreCerealBoxUnderShelf", "PlaceAppleFromBowlInt
 
 @pytest.fixture(scope="module", params=TASKS)
 def episode(request, tmp_path_factory):
-    """One successful scripted episode of the task, two test cameras at the closed loop's 128x160 (dataset seed 0)."""
+    """Episode 0 of the README's accuracy table: `geo4d sim generate --task T --episodes 2 --cameras 4
+    --test-cameras 2` (dataset seed 0, 256x320; episode seeds do not depend on the number of episodes)."""
     out = tmp_path_factory.mktemp(request.param)
-    cfg = GenerateConfig(task=request.param, out=out, episodes=1, cameras=2, test_cameras=2, height=128, width=160)
+    cfg = GenerateConfig(task=request.param, out=out, episodes=1, cameras=4, test_cameras=2)
     (report,) = generate_dataset(cfg, progress=False)
     assert report.status == "done", report.reason
     return EpisodeReader(episode_path(out, 0))
